@@ -1,0 +1,50 @@
+# Every target builds .venv itself when it is missing or older than pyproject.toml.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export OMP_NUM_THREADS ?= 2
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+export HYDRA_FULL_ERROR ?= 0
+
+.PHONY: install test test-slow lint format benchmark toy-benchmark bench-overhead bench-sampling clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check genbench tests scripts
+	$(BIN)/ruff format --check genbench tests scripts
+
+format: install
+	$(BIN)/ruff check --fix genbench tests scripts
+	$(BIN)/ruff format genbench tests scripts
+
+# The main job: all families on digits on the CPU, then the comparison table.
+benchmark: install
+	$(BIN)/genbench-train -m +experiment=digits_benchmark
+	$(BIN)/genbench-table source=outputs/multirun
+
+toy-benchmark: install
+	$(BIN)/genbench-train -m +experiment=toy2d_benchmark
+	$(BIN)/genbench-table source=outputs/multirun
+
+bench-overhead: install
+	$(BIN)/python scripts/bench_overhead.py
+
+bench-sampling: install
+	$(BIN)/python scripts/bench_sampling.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,297 @@
+"""LightningDataModules: digits, 2-D toy densities, MNIST, Fashion-MNIST, CIFAR-10, image folder.
+
+Every module keeps its three splits as in-memory tensors: images as long (N, C, H, W) in
+[0, K), points as float (N, D); labels as long (N,) (-1 where the data set has none).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from genbench.data.spec import DataSpec
+from genbench.data.toy2d import sample_toy
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Base: subclasses give `spec` and `load_splits()`; batching and loaders live here."""
+
+    def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, num_workers: int = 0):
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.splits: dict[str, Split] = {}
+
+    @property
+    def spec(self) -> DataSpec:
+        raise NotImplementedError
+
+    def load_splits(self) -> dict[str, Split]:
+        """Return {"train": (x, y), "val": (x, y), "test": (x, y)}."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.load_splits()
+            for name, (x, _) in self.splits.items():
+                self._check(name, x)
+
+    def _check(self, split: str, x: torch.Tensor) -> None:
+        spec = self.spec
+        if tuple(x.shape[1:]) != tuple(spec.shape):
+            raise ValueError(
+                f"{spec.name} {split} split has shape {tuple(x.shape[1:])}, spec says {spec.shape}"
+            )
+        if spec.is_image and (x.min() < 0 or x.max() >= spec.num_levels):
+            raise ValueError(f"{spec.name} {split} split has values outside [0, {spec.num_levels})")
+
+    def split(self, name: str) -> Split:
+        """The (x, y) tensors of split `name` ('train', 'val' or 'test')."""
+        self.setup()
+        if name not in self.splits:
+            raise ValueError(f"unknown split {name!r}; valid: {sorted(self.splits)}")
+        return self.splits[name]
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        x, y = self.split(name)
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and len(x) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+
+class DigitsDataModule(TensorDataModule):
+    """scikit-learn 8x8 digits, 17 levels; train/val/test = first 1000/next 350/last 447."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(name="digits", kind="image", shape=(1, 8, 8), num_levels=17)
+
+    def load_splits(self) -> dict[str, Split]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = torch.from_numpy(digits.data.astype(np.int64)).view(-1, 1, 8, 8)
+        y = torch.from_numpy(digits.target.astype(np.int64))
+        return {
+            "train": (x[:1000], y[:1000]),
+            "val": (x[1000:1350], y[1000:1350]),
+            "test": (x[1350:], y[1350:]),
+        }
+
+
+class Toy2DDataModule(TensorDataModule):
+    """A 2-D toy density; each split drawn with its own fixed seed (seed, seed+1, seed+2)."""
+
+    def __init__(
+        self,
+        name: str = "moons",
+        num_train: int = 10000,
+        num_val: int = 2000,
+        num_test: int = 5000,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        sample_toy(name, 1, 0)  # fail fast on an unknown name
+        self.name, self.seed = name, seed
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(name=self.name, kind="points", shape=(2,), num_levels=None)
+
+    def load_splits(self) -> dict[str, Split]:
+        out = {}
+        for i, (split, n) in enumerate(self.sizes.items()):
+            x = torch.from_numpy(sample_toy(self.name, n, self.seed + i))
+            out[split] = (x, torch.full((n,), -1, dtype=torch.long))
+        return out
+
+
+def _missing(name: str, root: str | os.PathLike, detail: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{name} not found under root={str(root)!r} ({detail}) and dataset.download=false; "
+        f"put the files there or set dataset.download=true"
+    )
+
+
+def _train_val(x: torch.Tensor, y: torch.Tensor, num_val: int) -> dict[str, Split]:
+    """The last `num_val` training examples are the validation split (no shuffling)."""
+    if not 0 < num_val < len(x):
+        raise ValueError(f"num_val={num_val} must be in (0, {len(x)})")
+    return {"train": (x[:-num_val], y[:-num_val]), "val": (x[-num_val:], y[-num_val:])}
+
+
+class MNISTDataModule(TensorDataModule):
+    """torchvision MNIST (28x28, 256 levels) read from `root`; val = last `num_val` of train."""
+
+    dataset_name = "mnist"
+    folder = "MNIST"
+
+    def __init__(self, root: str = "data", download: bool = False, num_val: int = 5000, **kwargs):
+        super().__init__(**kwargs)
+        self.root, self.download, self.num_val = str(root), download, num_val
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(name=self.dataset_name, kind="image", shape=(1, 28, 28), num_levels=256)
+
+    def _dataset_class(self):
+        from torchvision.datasets import MNIST
+
+        return MNIST
+
+    def prepare_data(self) -> None:
+        if self.download:
+            for train in (True, False):
+                self._dataset_class()(self.root, train=train, download=True)
+
+    def load_splits(self) -> dict[str, Split]:
+        cls = self._dataset_class()
+        raw = Path(self.root) / self.folder / "raw"
+        try:
+            train = cls(self.root, train=True, download=self.download)
+            test = cls(self.root, train=False, download=self.download)
+        except RuntimeError as e:
+            raise _missing(self.dataset_name, self.root, f"expected idx files in {raw}") from e
+        splits = _train_val(train.data.long().unsqueeze(1), train.targets.long(), self.num_val)
+        splits["test"] = (test.data.long().unsqueeze(1), test.targets.long())
+        return splits
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """torchvision Fashion-MNIST (28x28, 256 levels), same layout as MNIST."""
+
+    dataset_name = "fashion_mnist"
+    folder = "FashionMNIST"
+
+    def _dataset_class(self):
+        from torchvision.datasets import FashionMNIST
+
+        return FashionMNIST
+
+
+class CIFAR10DataModule(TensorDataModule):
+    """CIFAR-10 (3x32x32, 256 levels) from the python pickles in `root`/cifar-10-batches-py."""
+
+    def __init__(self, root: str = "data", download: bool = False, num_val: int = 5000, **kwargs):
+        super().__init__(**kwargs)
+        self.root, self.download, self.num_val = str(root), download, num_val
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(name="cifar10", kind="image", shape=(3, 32, 32), num_levels=256)
+
+    def prepare_data(self) -> None:
+        if self.download:
+            from torchvision.datasets import CIFAR10
+
+            CIFAR10(self.root, train=True, download=True)  # verifies the archive's md5
+
+    def load_splits(self) -> dict[str, Split]:
+        if self.download:
+            self.prepare_data()
+        folder = Path(self.root) / "cifar-10-batches-py"
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise _missing("cifar10", self.root, f"missing {folder / missing[0]}")
+
+        def read(files: list[str]) -> Split:
+            xs, ys = [], []
+            for n in files:
+                with open(folder / n, "rb") as f:
+                    d = pickle.load(f, encoding="latin1")
+                xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(d["labels"], dtype=np.int64))
+            return torch.from_numpy(np.concatenate(xs)).long(), torch.from_numpy(np.concatenate(ys))
+
+        splits = _train_val(*read(names[:5]), self.num_val)
+        splits["test"] = read(names[5:])
+        return splits
+
+
+class ImageFolderDataModule(TensorDataModule):
+    """An ImageFolder tree (root/class/img.png), resized to `image_size`, split by fixed seed."""
+
+    def __init__(
+        self,
+        root: str = "data/images",
+        image_size: int = 32,
+        channels: int = 3,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        name: str = "image_folder",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if channels not in (1, 3):
+            raise ValueError(f"channels={channels}; valid: 1, 3")
+        self.root, self.image_size, self.channels = str(root), image_size, channels
+        self.val_fraction, self.test_fraction, self.seed, self.name = (
+            val_fraction,
+            test_fraction,
+            seed,
+            name,
+        )
+
+    @property
+    def spec(self) -> DataSpec:
+        shape = (self.channels, self.image_size, self.image_size)
+        return DataSpec(name=self.name, kind="image", shape=shape, num_levels=256)
+
+    def load_splits(self) -> dict[str, Split]:
+        from torchvision import transforms
+        from torchvision.datasets import ImageFolder
+
+        if not Path(self.root).is_dir():
+            raise FileNotFoundError(f"image folder root={self.root!r} does not exist")
+        tf = transforms.Compose(
+            [
+                transforms.Grayscale(1)
+                if self.channels == 1
+                else transforms.Lambda(lambda im: im.convert("RGB")),
+                transforms.Resize(self.image_size),
+                transforms.CenterCrop(self.image_size),
+                transforms.PILToTensor(),
+            ]
+        )
+        ds = ImageFolder(self.root, transform=tf)
+        x = torch.stack([ds[i][0] for i in range(len(ds))]).long()
+        y = torch.tensor(ds.targets, dtype=torch.long)
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        n_val = max(1, int(len(x) * self.val_fraction))
+        n_test = max(1, int(len(x) * self.test_fraction))
+        idx = {
+            "val": perm[:n_val],
+            "test": perm[n_val : n_val + n_test],
+            "train": perm[n_val + n_test :],
+        }
+        return {k: (x[i], y[i]) for k, i in idx.items()}

@@ -1,0 +1,56 @@
+"""evaluate(): the family-agnostic evaluation stage. It only calls the GenerativeModule API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genbench.evaluation.likelihood import evaluate_nll
+from genbench.evaluation.throughput import measure_throughput
+from genbench.reporting.samples import save_samples
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def evaluate(
+    module,
+    datamodule,
+    out_dir: str | Path | None = None,
+    *,
+    nll: bool = True,
+    nll_max_batches: int | None = None,
+    sample_seed: int = 0,
+    grid_samples: int = 64,
+    throughput_samples: int = 512,
+    throughput_batch_size: int = 256,
+    throughput_warmup_batches: int = 1,
+    **unused,
+) -> dict:
+    """Metrics of `module` on the test split of `datamodule`, named as in results.json.
+
+    Returns only what it computed. Writes `samples.png` to `out_dir` when given.
+    """
+    module.eval()
+    metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
+    if nll and module.nll_kind != "none":
+        metrics.update(evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches))
+    metrics.update(
+        measure_throughput(
+            module,
+            throughput_samples,
+            throughput_batch_size,
+            throughput_warmup_batches,
+            seed=sample_seed,
+        )
+    )
+    metrics.update(module.sampling_cost())
+    if out_dir is not None and grid_samples > 0:
+        gen = torch.Generator(device=module.device).manual_seed(sample_seed)
+        with torch.inference_mode():
+            samples = module.sample(grid_samples, generator=gen)
+        ref = None if datamodule.spec.is_image else datamodule.split("test")[0]
+        save_samples(samples, datamodule.spec, Path(out_dir) / "samples.png", reference=ref)
+    return metrics

@@ -1,0 +1,51 @@
+"""NLL in bits/dim over a split, accumulated with torchmetrics so DDP reduction is by sum."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+
+
+def bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:
+    """bpd = nll_nats / (D ln 2)."""
+    return nll_nats / (num_dims * math.log(2))
+
+
+class BitsPerDim(Metric):
+    """Mean bits/dim of per-example NLLs (nats) and the standard error of that mean."""
+
+    full_state_update = False
+
+    def __init__(self, num_dims: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_dims = num_dims
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, nll_nats: torch.Tensor) -> None:
+        bpd = bits_per_dim(nll_nats.detach().double(), self.num_dims)
+        self.total += bpd.sum()
+        self.total_sq += (bpd**2).sum()
+        self.count += bpd.numel()
+
+    def compute(self) -> dict[str, float]:
+        n = self.count.item()
+        if n == 0:
+            raise ValueError("BitsPerDim.compute() called before any update")
+        mean = self.total / n
+        var = (self.total_sq / n - mean**2).clamp(min=0) * n / max(n - 1, 1)
+        return {"nll_bpd": mean.item(), "nll_bpd_stderr": math.sqrt(var.item() / n)}
+
+
+@torch.inference_mode()
+def evaluate_nll(module, loader, max_batches: int | None = None) -> dict[str, float]:
+    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches)."""
+    metric = BitsPerDim(module.spec.num_dims).to(module.device)
+    for i, (x, y) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        metric.update(module.nll((x.to(module.device), y.to(module.device))))
+    return metric.compute()

@@ -1,0 +1,146 @@
+"""results.json: one self-describing record per run, written atomically (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA = 1
+STATUSES = ("completed", "diverged", "failed")
+FAMILIES = ("gan", "vae", "arm", "diffusion", "ebm", "flow")
+METRIC_KEYS = (
+    "nll_bpd",
+    "nll_kind",
+    "nll_bpd_stderr",
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "is_mean",
+    "is_std",
+    "precision",
+    "recall",
+    "samples_per_s",
+    "nfe",
+    "params",
+    "train_time_s",
+    "train_steps",
+)
+REQUIRED = ("schema", "status", "family", "model", "dataset", "seed", "metrics")
+
+
+class ResultsError(ValueError):
+    """A results file that is missing, unreadable or not of this schema."""
+
+
+def empty_metrics() -> dict:
+    """Every metric key, null: a metric not computed is null, never 0."""
+    return dict.fromkeys(METRIC_KEYS)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file in the same folder and os.replace: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate(record: dict, source: str = "results") -> dict:
+    """Check the keys genbench-table relies on; raise ResultsError naming what is wrong."""
+    if not isinstance(record, dict):
+        raise ResultsError(f"{source}: top level is {type(record).__name__}, expected an object")
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise ResultsError(f"{source}: missing keys {missing}")
+    if record["schema"] != SCHEMA:
+        raise ResultsError(f"{source}: schema={record['schema']!r}; this genbench reads {SCHEMA}")
+    if record["status"] not in STATUSES:
+        raise ResultsError(f"{source}: status={record['status']!r}; valid: {list(STATUSES)}")
+    if not isinstance(record["metrics"], dict):
+        raise ResultsError(f"{source}: metrics is not an object")
+    return record
+
+
+def _finite(obj):
+    """NaN and infinities become null: strict JSON, and 'not a number' is not a result."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_results(path: str | os.PathLike, record: dict) -> None:
+    validate(record, str(path))
+    text = json.dumps(_finite(record), indent=2, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise ResultsError(f"{path}: no such results file") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path}: not valid JSON ({e})") from e
+    return validate(record, str(path))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    import lightning
+    import torch
+    import torch_fidelity
+
+    import genbench
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+        "genbench": genbench.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+def device_name(device) -> str:
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

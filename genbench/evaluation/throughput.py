@@ -1,0 +1,37 @@
+"""Sampling throughput: samples per second after warm-up, with device synchronisation."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def measure_throughput(
+    module, num_samples: int = 256, batch_size: int = 256, warmup_batches: int = 1, seed: int = 0
+) -> dict[str, float]:
+    """Time `num_samples` samples drawn in batches of `batch_size` on the module's device."""
+    device = module.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    for _ in range(warmup_batches):
+        module.sample(min(batch_size, num_samples), generator=gen)
+    _sync(device)
+    start = time.perf_counter()
+    done = 0
+    while done < num_samples:
+        b = min(batch_size, num_samples - done)
+        module.sample(b, generator=gen)
+        done += b
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    return {
+        "samples_per_s": done / elapsed,
+        "sampling_batch_size": batch_size,
+        "sampling_time_s": elapsed,
+    }

@@ -1,0 +1,78 @@
+"""GenerativeModule: the one interface evaluation, logging and tables rely on (DESIGN.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import lightning as L
+import torch
+
+from genbench.data.spec import DataSpec
+
+NLL_KINDS = ("exact", "bound", "estimate", "none")
+
+
+class GenerativeModule(L.LightningModule):
+    """Base of every family.
+
+    Subclasses set `family` and `nll_kind`, implement `sample`, `nll` (unless
+    nll_kind is "none") and `sampling_cost`, and train however they like.
+    """
+
+    family: ClassVar[str] = ""
+    nll_kind: ClassVar[str] = "none"
+    # Metric ModelCheckpoint selects on; None keeps only the last checkpoint.
+    checkpoint_monitor: ClassVar[str | None] = "val/nll_bpd"
+
+    def __init__(self, spec: DataSpec | dict):
+        super().__init__()
+        if self.nll_kind not in NLL_KINDS:
+            raise ValueError(
+                f"{type(self).__name__}.nll_kind={self.nll_kind!r}; valid: {NLL_KINDS}"
+            )
+        if isinstance(spec, dict):  # as stored in a checkpoint's hyper-parameters
+            spec = DataSpec(**{**spec, "shape": tuple(spec["shape"])})
+        self.spec = spec
+        # Collects the subclass's constructor arguments too; the spec is kept as a plain
+        # dict so checkpoints load without unpickling genbench classes.
+        self.save_hyperparameters(ignore=["spec"])
+        self.hparams["spec"] = spec.to_dict()
+
+    # --- the interface -------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples in data space: long (n, C, H, W) in [0, K) or float (n, D)."""
+        raise NotImplementedError
+
+    def nll(self, batch) -> torch.Tensor:
+        """Per-example NLL (B,) in nats of the discrete data (of the density, for points)."""
+        raise NotImplementedError(f"{self.family} has nll_kind='none'")
+
+    def sampling_cost(self) -> dict:
+        """{'nfe': network evaluations per sample, ...} for the configured sampler."""
+        raise NotImplementedError
+
+    # --- shared helpers ------------------------------------------------------------
+    def nats_to_bpd(self, nats: torch.Tensor) -> torch.Tensor:
+        return nats / (self.spec.num_dims * math.log(2))
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, K) -> floats in [-1, 1]; points unchanged."""
+        if not self.spec.is_image:
+            return x.float()
+        return x.float() / (self.spec.num_levels - 1) * 2 - 1
+
+    def validation_nll(self, batch) -> torch.Tensor:
+        """Per-example NLL used for model selection; families may return a cheaper bound."""
+        return self.nll(batch)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        if self.nll_kind == "none":
+            return
+        bpd = self.nats_to_bpd(self.validation_nll(batch)).mean()
+        self.log("val/nll_bpd", bpd, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
+
+    @staticmethod
+    def data(batch) -> torch.Tensor:
+        """The data tensor of a (x, y) batch."""
+        return batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -1,0 +1,1 @@
+"""Tables, plots and W&B read-back."""

@@ -1,0 +1,128 @@
+"""Each data set loads from files in its native format, written here; no network."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genbench.data import (
+    CIFAR10DataModule,
+    DigitsDataModule,
+    FashionMNISTDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
+    Toy2DDataModule,
+)
+from genbench.data.toy2d import TOY_DENSITIES
+
+
+def test_digits_split_and_levels():
+    from sklearn.datasets import load_digits
+
+    dm = DigitsDataModule(batch_size=64)
+    sizes = {s: len(dm.split(s)[0]) for s in ("train", "val", "test")}
+    assert sizes == {"train": 1000, "val": 350, "test": 447}
+    x, y = dm.split("test")
+    raw = load_digits()
+    assert torch.equal(x.view(-1, 64), torch.from_numpy(raw.data[-447:].astype(np.int64)))
+    assert torch.equal(y, torch.from_numpy(raw.target[-447:]))
+    assert x.dtype == torch.long and x.min() == 0 and x.max() == 16
+    assert dm.spec.num_levels == 17 and dm.spec.shape == (1, 8, 8) and dm.spec.num_dims == 64
+    batch = next(iter(dm.train_dataloader()))
+    assert batch[0].shape == (64, 1, 8, 8)
+
+
+@pytest.mark.parametrize("name", sorted(TOY_DENSITIES))
+def test_toy_splits_fixed_seed_and_distinct(name):
+    a, b = Toy2DDataModule(name=name, num_train=500), Toy2DDataModule(name=name, num_train=500)
+    assert torch.equal(a.split("train")[0], b.split("train")[0])
+    assert not torch.equal(a.split("val")[0][:100], a.split("test")[0][:100])
+    x = a.split("train")[0]
+    assert x.shape == (500, 2) and x.dtype == torch.float32 and x.abs().max() < 5
+
+
+def test_unknown_toy_names_choices():
+    with pytest.raises(ValueError, match=r"unknown toy density 'ring'.*moons"):
+        Toy2DDataModule(name="ring")
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    magic = {1: 0x0801, 3: 0x0803}[array.ndim]
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize(
+    "cls,folder", [(MNISTDataModule, "MNIST"), (FashionMNISTDataModule, "FashionMNIST")]
+)
+def test_mnist_like_reads_idx_files(tmp_path, cls, folder):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 256, (7, 28, 28))
+    _write_idx(raw / "train-images-idx3-ubyte", train_x)
+    _write_idx(raw / "train-labels-idx1-ubyte", rng.integers(0, 10, 30))
+    _write_idx(raw / "t10k-images-idx3-ubyte", test_x)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 7))
+    dm = cls(root=str(tmp_path), num_val=5)
+    assert [len(dm.split(s)[0]) for s in ("train", "val", "test")] == [25, 5, 7]
+    assert torch.equal(dm.split("test")[0][:, 0], torch.from_numpy(test_x))
+    assert torch.equal(dm.split("val")[0][:, 0], torch.from_numpy(train_x[-5:]))
+    assert dm.spec.shape == (1, 28, 28) and dm.spec.num_levels == 256
+
+
+@pytest.mark.parametrize("cls", [MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule])
+def test_missing_files_error_names_path_and_flag(tmp_path, cls):
+    dm = cls(root=str(tmp_path / "nowhere"), download=False)
+    with pytest.raises(FileNotFoundError) as e:
+        dm.setup()
+    msg = str(e.value)
+    assert str(tmp_path / "nowhere") in msg and "download" in msg and "\n" not in msg
+
+
+def test_cifar10_reads_python_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": batches[name], "labels": list(range(4))}, f)
+    dm = CIFAR10DataModule(root=str(tmp_path), num_val=4)
+    x, y = dm.split("test")
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.long
+    assert torch.equal(x.reshape(4, -1), torch.from_numpy(batches["test_batch"]).long())
+    assert len(dm.split("train")[0]) == 16 and len(dm.split("val")[0]) == 4
+    assert torch.equal(
+        dm.split("val")[0].reshape(4, -1), torch.from_numpy(batches["data_batch_5"]).long()
+    )
+
+
+def test_image_folder_resizes_and_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            arr = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
+            Image.fromarray(arr).save(tmp_path / cls / f"{i}.png")
+    dm = ImageFolderDataModule(
+        root=str(tmp_path), image_size=16, channels=3, val_fraction=0.2, test_fraction=0.2
+    )
+    sizes = [len(dm.split(s)[0]) for s in ("train", "val", "test")]
+    assert sizes == [12, 4, 4]
+    x = dm.split("train")[0]
+    assert x.shape == (12, 3, 16, 16) and x.dtype == torch.long and x.max() < 256
+    gray = ImageFolderDataModule(root=str(tmp_path), image_size=8, channels=1)
+    assert gray.split("test")[0].shape[1:] == (1, 8, 8)
+
+
+def test_image_folder_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ImageFolderDataModule(root=str(tmp_path / "none")).setup()
