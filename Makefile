@@ -32,13 +32,15 @@ format: install
 	$(BIN)/ruff format genbench tests scripts
 
 # The main job: all families on digits on the CPU, then the comparison table.
+STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+
 benchmark: install
-	$(BIN)/genbench-train -m +experiment=digits_benchmark
-	$(BIN)/genbench-table source=outputs/multirun
+	$(BIN)/genbench-train -m +experiment=digits_benchmark hydra.sweep.dir=outputs/benchmark/digits_$(STAMP)
+	$(BIN)/genbench-table source=outputs/benchmark/digits_$(STAMP)
 
 toy-benchmark: install
-	$(BIN)/genbench-train -m +experiment=toy2d_benchmark
-	$(BIN)/genbench-table source=outputs/multirun
+	$(BIN)/genbench-train -m +experiment=toy2d_benchmark hydra.sweep.dir=outputs/benchmark/toy2d_$(STAMP)
+	$(BIN)/genbench-table source=outputs/benchmark/toy2d_$(STAMP)
 
 bench-overhead: install
 	$(BIN)/python scripts/bench_overhead.py

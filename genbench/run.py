@@ -15,6 +15,7 @@ from genbench.callbacks import DivergenceMonitor
 from genbench.evaluation import results as res
 from genbench.evaluation.evaluate import count_params, evaluate
 from genbench.families.base import GenerativeModule
+from genbench.reporting.collect import RECORD_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,13 @@ def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
     }
 
 
-def log_metrics(loggers: list, metrics: dict, samples_png: Path | None) -> None:
-    """Send the results metrics (same names as results.json) to every logger, W&B summary too."""
+def log_metrics(loggers: list, record: dict, samples_png: Path | None) -> None:
+    """Send the results metrics (same names as results.json) to every logger.
+
+    The W&B summary also gets status/family/model/dataset/seed, so genbench-table can rebuild
+    the record from W&B alone.
+    """
+    metrics = record["metrics"]
     numeric = {
         k: float(v)
         for k, v in metrics.items()
@@ -88,7 +94,8 @@ def log_metrics(loggers: list, metrics: dict, samples_png: Path | None) -> None:
     for lg in loggers:
         lg.log_metrics({f"test/{k}": v for k, v in numeric.items()})
         if type(lg).__name__ == "WandbLogger":
-            lg.experiment.summary.update({**numeric, "nll_kind": metrics.get("nll_kind")})
+            ident = {k: record[k] for k in RECORD_KEYS}
+            lg.experiment.summary.update({**numeric, **ident, "nll_kind": metrics["nll_kind"]})
             if samples_png is not None and samples_png.exists():
                 lg.log_image("samples", [str(samples_png)])
         lg.save()
@@ -141,13 +148,15 @@ def run(cfg: DictConfig) -> dict:
             record["evaluated_checkpoint"] = Path(best).name
         else:
             record["evaluated_checkpoint"] = "last"
+        if ckpt is not None and ckpt.best_model_score is not None:
+            record["best_val"] = {"monitor": ckpt.monitor, "value": float(ckpt.best_model_score)}
         m.update(evaluate(module, datamodule, out_dir, **cfg.eval))
         record["status"] = "completed"
         samples_png = out_dir / "samples.png"
 
     if trainer.is_global_zero:
         res.write_results(out_dir / "results.json", record)
-        log_metrics(loggers, m, samples_png)
+        log_metrics(loggers, record, samples_png)
         log.info("results: %s", {k: v for k, v in m.items() if v is not None})
     _finish_wandb(loggers)
     return record

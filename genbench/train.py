@@ -11,7 +11,8 @@ def main(cfg: DictConfig) -> float | None:
     from genbench.run import run  # imported here so --help and --cfg stay fast
 
     record = run(cfg)
-    return record["metrics"].get("nll_bpd")  # the value an Optuna sweep minimises
+    # What an Optuna sweep minimises: the validation metric, so the test split stays unseen.
+    return (record.get("best_val") or {}).get("value")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""Gather run records for genbench-table: results.json files under a folder, or W&B runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from genbench.evaluation.results import (
+    METRIC_KEYS,
+    SCHEMA,
+    ResultsError,
+    read_results,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+
+# Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
+RECORD_KEYS = ("status", "family", "model", "dataset", "seed")
+
+
+def from_folder(root: str | Path) -> tuple[list[dict], list[str]]:
+    """Every results.json under `root` (recursively): (records, one-line problems skipped)."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"source={str(root)!r} does not exist")
+    records, problems = [], []
+    for path in sorted(root.rglob("results.json")):
+        try:
+            rec = read_results(path)
+        except ResultsError as e:
+            problems.append(str(e))
+            continue
+        rec["_path"] = str(path.parent)
+        records.append(rec)
+    return records, problems
+
+
+def record_from_wandb(summary: dict, name: str = "") -> dict:
+    """A results record rebuilt from a W&B run summary (as genbench logs it)."""
+    rec = {k: summary.get(k) for k in RECORD_KEYS}
+    if isinstance(rec["seed"], float) and rec["seed"].is_integer():
+        rec["seed"] = int(rec["seed"])  # W&B stores numbers as floats
+    rec["schema"] = SCHEMA
+    rec["metrics"] = {k: summary.get(k) for k in METRIC_KEYS}
+    return validate(rec, f"wandb run {name}")
+
+
+def from_wandb_offline(root: str | Path) -> tuple[list[dict], list[str]]:
+    """Every offline W&B run (wandb/offline-run-*) under `root`."""
+    from genbench.reporting.wandb_offline import read_offline_run
+
+    records, problems = [], []
+    for run_dir in sorted(Path(root).rglob("offline-run-*")):
+        if not run_dir.is_dir():
+            continue
+        try:
+            run = read_offline_run(run_dir)
+            rec = record_from_wandb(run["summary"], run.get("name", run_dir.name))
+        except (ResultsError, FileNotFoundError, ValueError) as e:
+            problems.append(f"{run_dir}: {e}")
+            continue
+        rec["_path"] = str(run_dir)
+        records.append(rec)
+    return records, problems
+
+
+def from_wandb_project(path: str) -> tuple[list[dict], list[str]]:
+    """Runs of a W&B project 'entity/project' through the public API (needs network + login)."""
+    import wandb
+
+    records, problems = [], []
+    for run in wandb.Api().runs(path):
+        try:
+            records.append(record_from_wandb(dict(run.summary), run.name))
+        except ResultsError as e:
+            problems.append(str(e))
+    return records, problems
+
+
+def collect(source: str) -> tuple[list[dict], list[str]]:
+    """Records from `source`: a folder, 'wandb-offline://folder' or 'wandb://entity/project'."""
+    if source.startswith("wandb://"):
+        return from_wandb_project(source[len("wandb://") :])
+    if source.startswith("wandb-offline://"):
+        return from_wandb_offline(source[len("wandb-offline://") :])
+    return from_folder(source)

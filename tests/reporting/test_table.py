@@ -1,0 +1,167 @@
+"""Sweeps end to end: a multirun writes results files; the table equals them; W&B reads back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from genbench.reporting.collect import collect
+from genbench.reporting.table import MISSING, aggregate, to_csv, to_latex, to_markdown, write_all
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SWEEP_MODELS = "vae"
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """One real Hydra multirun: models x 2 seeds on moons, smoke budget, W&B offline."""
+    out = tmp_path_factory.mktemp("sweep")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genbench.train",
+            "-m",
+            f"model={SWEEP_MODELS}",
+            "seed=0,1",
+            "dataset=moons",
+            "trainer=fast",
+            "eval=fast",
+            "logger=wandb",
+            "callbacks=none",
+            "experiment_name=test_sweep",
+            f"hydra.sweep.dir={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_multirun_writes_one_results_file_per_job(sweep_dir):
+    files = sorted(sweep_dir.rglob("results.json"))
+    n_models = len(SWEEP_MODELS.split(","))
+    assert len(files) == 2 * n_models
+    seeds = sorted(json.loads(f.read_text())["seed"] for f in files)
+    assert seeds == sorted([0, 1] * n_models)
+
+
+def test_table_numbers_equal_results_files(sweep_dir):
+    records, problems = collect(str(sweep_dir))
+    assert problems == []
+    rows = aggregate(records)
+    for row in rows:
+        files = [json.loads(p.read_text()) for p in sweep_dir.rglob("results.json")]
+        mine = [f["metrics"] for f in files if f["model"] == row["model"]]
+        bpd = [m["nll_bpd"] for m in mine]
+        assert row["runs"] == row["completed"] == 2 and row["seeds"] == [0, 1]
+        assert row["nll_bpd_mean"] == pytest.approx(np.mean(bpd), rel=1e-12)
+        assert row["nll_bpd_std"] == pytest.approx(np.std(bpd, ddof=1), rel=1e-12)
+        assert row["fid_mean"] is None  # fidelity not run in eval=fast
+    md = to_markdown(rows)
+    assert f"{rows[0]['nll_bpd_mean']:.3f}" in md and MISSING in md and " ± " in md
+    assert "\\pm" in to_latex(rows)
+    csv_text = to_csv(rows)
+    assert repr(rows[0]["nll_bpd_mean"]) in csv_text or str(rows[0]["nll_bpd_mean"]) in csv_text
+    written = write_all(rows, sweep_dir / "table")
+    assert {
+        "table.md",
+        "table.csv",
+        "table.tex",
+        "quality_vs_speed.png",
+        "samples_montage.png",
+    } <= set(written)
+
+
+def test_wandb_offline_runs_give_the_same_table(sweep_dir):
+    from_files = aggregate(collect(str(sweep_dir))[0])
+    records, problems = collect(f"wandb-offline://{sweep_dir}")
+    assert problems == [] and len(records) == 2 * len(SWEEP_MODELS.split(","))
+    from_wandb = aggregate(records)
+    keys = [
+        "family",
+        "model",
+        "dataset",
+        "runs",
+        "nll_bpd_mean",
+        "nll_bpd_std",
+        "samples_per_s_mean",
+        "params_mean",
+        "train_time_s_mean",
+    ]
+    for a, b in zip(from_files, from_wandb):
+        for k in keys:
+            if isinstance(a[k], str):
+                assert a[k] == b[k], k
+            else:
+                assert a[k] == pytest.approx(b[k], rel=1e-9), k
+        assert a["seeds"] == b["seeds"]
+
+
+def test_malformed_results_skipped_with_message(sweep_dir, tmp_path):
+    good = next(sweep_dir.rglob("results.json"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(good.read_text())
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.json").write_text('{"schema": 1, "status": "compl')
+    records, problems = collect(str(tmp_path))
+    assert len(records) == 1 and len(problems) == 1
+    assert "b/results.json" in problems[0] and "not valid JSON" in problems[0]
+
+
+def test_table_cli_prints_table_and_reports_skips(sweep_dir, tmp_path):
+    bad = sweep_dir / "zz_bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "results.json").write_text("[]")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "genbench.table", f"source={sweep_dir}", f"out_dir={tmp_path}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        (bad / "results.json").unlink()
+    assert proc.returncode == 0, proc.stderr
+    assert "| family | model | dataset |" in proc.stdout
+    assert "skipped:" in proc.stderr and "zz_bad" in proc.stderr
+    assert (tmp_path / "table.md").exists()
+
+
+def test_slurm_launcher_and_optuna_sweeper_compose_and_instantiate(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hardware=multinode", "+hparams_search=vae_optuna"],
+            return_hydra_config=True,
+        )
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.gpus_per_node == 4
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+
+
+@pytest.mark.parametrize(
+    "name", ["digits_benchmark", "toy2d_benchmark", "mnist_benchmark", "cifar10_benchmark"]
+)
+def test_experiments_compose(name, tmp_path):
+    cfg = compose_config([f"+experiment={name}"], tmp_path)
+    assert cfg.experiment_name == name
