@@ -1,4 +1,4 @@
-"""genbench-table: collect runs, print the comparison table, write it as Markdown/CSV/LaTeX + plots."""
+"""genbench-table: collect runs, print the comparison table, write Markdown/CSV/LaTeX + plots."""
 
 from __future__ import annotations
 
