@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
 
 import lightning as L
+import numpy as np
 import torch
 
 
@@ -50,3 +52,63 @@ class DivergenceMonitor(L.Callback):
 
 def finite_or_none(x: float | None) -> float | None:
     return x if x is None or math.isfinite(x) else None
+
+
+class RNGStateCheckpoint(L.Callback):
+    """Carry the torch/numpy/python RNG states in checkpoints and restore them on resume.
+
+    Restored at train start (after any sanity check), so a resumed run draws the same noise as
+    an uninterrupted one: with epoch-seeded shuffling this makes CPU resume bit-for-bit.
+    """
+
+    def __init__(self):
+        self._pending: dict | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        # Plain types and tensors only, so Lightning's weights_only loading accepts them.
+        checkpoint["genbench_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self._pending = checkpoint.get("genbench_rng")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._pending is None:
+            return
+        torch.set_rng_state(self._pending["torch"])
+        kind, keys, pos, has_gauss, cached = self._pending["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        random.setstate(self._pending["python"])
+        if self._pending.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self._pending["cuda"])
+        self._pending = None
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux /proc; falls back to 0 elsewhere)."""
+    import os
+
+    try:
+        with open(f"/proc/{os.getpid()}/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class FirstStepTimer(L.Callback):
+    """Records the time from process start to the first training step (`startup_s`)."""
+
+    def __init__(self):
+        self.startup_s: float | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.startup_s is None:
+            self.startup_s = process_age_s()

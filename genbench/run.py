@@ -9,9 +9,11 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.callbacks import DivergenceMonitor
+from genbench.callbacks import DivergenceMonitor, FirstStepTimer, RNGStateCheckpoint
+from genbench.config import check_config
 from genbench.evaluation import results as res
 from genbench.evaluation.evaluate import count_params, evaluate
 from genbench.families.base import GenerativeModule
@@ -36,8 +38,6 @@ def build_loggers(logger_cfg: DictConfig | None) -> list:
 def build_callbacks(
     cfg: DictConfig, module: GenerativeModule, out_dir: Path, has_logger: bool
 ) -> list:
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-
     callbacks = []
     for c in (cfg.get("callbacks") or {}).values():
         if c is None:
@@ -46,21 +46,82 @@ def build_callbacks(
         if isinstance(cb, LearningRateMonitor) and not has_logger:
             continue  # Lightning refuses an LR monitor without a logger
         callbacks.append(cb)
-    ck = cfg.checkpoint
-    monitor = module.checkpoint_monitor
+    ck_dir = out_dir / "checkpoints"
+    if module.checkpoint_monitor:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ck_dir,
+                filename="best-{step}",
+                mode="min",
+                monitor=module.checkpoint_monitor,
+                save_top_k=1,
+            )
+        )
+    # last.ckpt at every epoch end (or every N steps): what a killed run resumes from. Epoch
+    # ends are where Lightning resumes exactly, so that is the default.
+    every_steps = cfg.checkpoint.every_n_train_steps
+    # (save_top_k=1 with no monitor keeps just the newest, under the fixed name last.ckpt;
+    # Lightning's save_last would only follow top-k saves.)
     callbacks.append(
         ModelCheckpoint(
-            dirpath=out_dir / "checkpoints",
-            filename="best-{step}",
-            monitor=monitor,
-            mode="min",
-            save_top_k=1 if monitor else 0,
-            save_last=True,
-            every_n_train_steps=ck.every_n_train_steps,
+            dirpath=ck_dir,
+            filename="last",
+            save_top_k=1,
+            monitor=None,
+            enable_version_counter=False,
+            every_n_train_steps=every_steps,
+            every_n_epochs=None if every_steps else 1,
+            save_on_train_epoch_end=not every_steps,
         )
     )
-    callbacks.append(DivergenceMonitor())
+    callbacks += [DivergenceMonitor(), RNGStateCheckpoint(), FirstStepTimer()]
     return callbacks
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the configured model."""
+
+
+def load_checkpoint(path: str | Path, module: GenerativeModule | None = None) -> dict:
+    """Read a Lightning checkpoint; with `module`, check its weights fit. One-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated, not a zip/pickle, ...
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__})"
+        ) from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a Lightning checkpoint (no state_dict)"
+        )
+    if module is not None:
+        own, theirs = module.state_dict(), ckpt["state_dict"]
+        missing = sorted(set(own) - set(theirs))
+        unexpected = sorted(set(theirs) - set(own))
+        bad_shape = sorted(k for k in set(own) & set(theirs) if own[k].shape != theirs[k].shape)
+        if missing or unexpected or bad_shape:
+            example = (missing or unexpected or bad_shape)[0]
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not match {type(module).__name__}: "
+                f"{len(missing)} missing, {len(unexpected)} unexpected, {len(bad_shape)} "
+                f"mis-shaped tensors (e.g. {example!r})"
+            )
+    return ckpt
+
+
+def resolve_ckpt_path(ckpt_path: str | None, out_dir: Path) -> str | None:
+    """'last' means this run folder's checkpoints/last.ckpt (a fresh start if there is none)."""
+    if ckpt_path != "last":
+        return ckpt_path
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+        return str(last)
+    log.info("ckpt_path=last: no %s yet, starting fresh", last)
+    return None
 
 
 def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
@@ -102,7 +163,12 @@ def log_metrics(loggers: list, record: dict, samples_png: Path | None) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train and evaluate the configured model; return the results record."""
+    """Train and evaluate the configured model; return the results record.
+
+    Any exception after the model is built is recorded as status "failed" (with a one-line
+    error) in results.json before it propagates.
+    """
+    check_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.hardware.get("threads"):
@@ -111,6 +177,9 @@ def run(cfg: DictConfig) -> dict:
 
     datamodule = instantiate(cfg.dataset)
     module = build_model(cfg.model, datamodule.spec)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
+    if ckpt_path is not None:
+        load_checkpoint(ckpt_path, module)  # fail early, in one line, on a bad checkpoint
     loggers = build_loggers(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -119,47 +188,75 @@ def run(cfg: DictConfig) -> dict:
         cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out_dir)
     )
     record = new_record(cfg, module)
+    try:
+        fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, out_dir)
+    except Exception as e:
+        record.update(status="failed", error=one_line(e))
+        raise
+    finally:
+        if trainer.is_global_zero:
+            res.write_results(results_path(out_dir, record), record)
+            if record["status"] != "failed":
+                log_metrics(loggers, record, out_dir / "samples.png")
+            log.info(
+                "%s: %s",
+                record["status"],
+                {k: v for k, v in record["metrics"].items() if v is not None},
+            )
+        _finish_wandb(loggers)
+    return record
 
+
+def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, out_dir):
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    train_time_s = time.perf_counter() - start
-
-    divergence = next(c for c in callbacks if isinstance(c, DivergenceMonitor))
-    record["device"] = res.device_name(module.device)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     m = record["metrics"]
+    record["device"] = res.device_name(module.device)
     m.update(
         nll_kind=module.nll_kind,
         params=count_params(module),
-        train_time_s=train_time_s,
+        train_time_s=time.perf_counter() - start,
         train_steps=trainer.global_step,
     )
-    samples_png = None
+    timer = next(c for c in callbacks if isinstance(c, FirstStepTimer))
+    record["startup_s"] = timer.startup_s  # process start -> first training step
+    if ckpt_path is not None:
+        record["resumed_from"] = str(ckpt_path)  # train_time_s counts this process only
+
+    divergence = next(c for c in callbacks if isinstance(c, DivergenceMonitor))
     if divergence.diverged:
         record.update(
             status="diverged", error=divergence.reason, diverged_at_step=divergence.diverged_at_step
         )
         log.warning("run diverged: %s", divergence.reason)
-    else:
-        ckpt = trainer.checkpoint_callback
-        best = ckpt.best_model_path if ckpt is not None else ""
-        if cfg.eval.checkpoint == "best" and best:
-            state = torch.load(best, map_location=module.device, weights_only=False)
+        return
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    record["evaluated_checkpoint"] = "last"
+    if best is not None and best.best_model_score is not None:
+        record["best_val"] = {"monitor": best.monitor, "value": float(best.best_model_score)}
+        if cfg.eval.checkpoint == "best" and best.best_model_path:
+            state = load_checkpoint(best.best_model_path, module)
             module.load_state_dict(state["state_dict"])
-            record["evaluated_checkpoint"] = Path(best).name
-        else:
-            record["evaluated_checkpoint"] = "last"
-        if ckpt is not None and ckpt.best_model_score is not None:
-            record["best_val"] = {"monitor": ckpt.monitor, "value": float(ckpt.best_model_score)}
-        m.update(evaluate(module, datamodule, out_dir, **cfg.eval))
-        record["status"] = "completed"
-        samples_png = out_dir / "samples.png"
+            record["evaluated_checkpoint"] = Path(best.best_model_path).name
+    m.update(evaluate(module, datamodule, out_dir, **cfg.eval))
+    record["status"] = "completed"
 
-    if trainer.is_global_zero:
-        res.write_results(out_dir / "results.json", record)
-        log_metrics(loggers, record, samples_png)
-        log.info("results: %s", {k: v for k, v in m.items() if v is not None})
-    _finish_wandb(loggers)
-    return record
+
+def results_path(out_dir: Path, record: dict) -> Path:
+    """results.json, except that a failure never replaces a completed run's record."""
+    path = out_dir / "results.json"
+    if record["status"] == "failed" and path.exists():
+        try:
+            if res.read_results(path)["status"] == "completed":
+                return out_dir / "results.failed.json"
+        except res.ResultsError:
+            pass
+    return path
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def _finish_wandb(loggers: list) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from genbench.data.spec import DataSpec
 from genbench.data.toy2d import sample_toy
@@ -21,11 +21,39 @@ from genbench.data.toy2d import sample_toy
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation per epoch drawn from (seed, epoch) alone, not from the global RNG.
+
+    Lightning calls set_epoch() each epoch, so a run resumed from a checkpoint sees exactly the
+    batches an uninterrupted run would.
+    """
+
+    def __init__(self, num_examples: int, seed: int = 0):
+        self.num_examples, self.seed, self.epoch = num_examples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.num_examples, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+
 class TensorDataModule(L.LightningDataModule):
     """Base: subclasses give `spec` and `load_splits()`; batching and loaders live here."""
 
-    def __init__(self, batch_size: int = 128, eval_batch_size: int = 512, num_workers: int = 0):
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        shuffle_seed: int = 0,
+    ):
         super().__init__()
+        self.shuffle_seed = shuffle_seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -66,7 +94,7 @@ class TensorDataModule(L.LightningDataModule):
         return DataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=EpochSeededSampler(len(x), self.shuffle_seed) if train else None,
             drop_last=train and len(x) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

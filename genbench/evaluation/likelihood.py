@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
 from torchmetrics import Metric
 
 
@@ -40,11 +42,23 @@ class BitsPerDim(Metric):
         return {"nll_bpd": mean.item(), "nll_bpd_stderr": math.sqrt(var.item() / n)}
 
 
+def shard_for_rank(loader: DataLoader) -> DataLoader:
+    """Under torch.distributed, this rank's share (every world_size-th example, no padding)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return loader
+    rank, world = dist.get_rank(), dist.get_world_size()
+    subset = Subset(loader.dataset, range(rank, len(loader.dataset), world))
+    return DataLoader(subset, batch_size=loader.batch_size, shuffle=False)
+
+
 @torch.inference_mode()
 def evaluate_nll(module, loader, max_batches: int | None = None) -> dict[str, float]:
-    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches)."""
+    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches).
+
+    Under DDP each rank scores its shard; the metric's sum states are all-reduced on compute.
+    """
     metric = BitsPerDim(module.spec.num_dims).to(module.device)
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y) in enumerate(shard_for_rank(loader)):
         if max_batches is not None and i >= max_batches:
             break
         metric.update(module.nll((x.to(module.device), y.to(module.device))))

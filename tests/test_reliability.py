@@ -1,0 +1,162 @@
+"""Reliability: resume after SIGKILL, determinism, divergence in sweeps, bad input, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genbench.evaluation.results import read_results
+from genbench.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s"}
+# A fixed-step budget whose checkpoints (every 15-step digits epoch) land on epoch ends.
+RESUMABLE = [
+    "dataset=digits",
+    "trainer=steps",
+    "trainer.max_steps=75",
+    "trainer.val_check_interval=30",
+    "eval=fast",
+    "logger=none",
+    "callbacks=none",
+]
+
+
+def _cli(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "genbench.train", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _stable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+
+
+@pytest.mark.parametrize("model", ["vae"])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    args = [f"model={model}", *RESUMABLE]
+    done = _cli([*args, f"hydra.run.dir={full}"])
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "genbench.train",
+        *args,
+        f"hydra.run.dir={killed}",
+        "ckpt_path=last",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline, seen = time.time() + 300, set()
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            seen.add(last.stat().st_mtime_ns)
+            if len(seen) >= 2:  # at least two epochs checkpointed: kill mid-training
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists()
+    step_at_kill = torch.load(last, weights_only=False)["global_step"]
+    assert 0 < step_at_kill < 75
+
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    a, b = read_results(full / "results.json"), read_results(killed / "results.json")
+    assert b["resumed_from"].endswith("last.ckpt")
+    assert _stable(a["metrics"]) == _stable(b["metrics"])  # bit-for-bit on CPU
+    assert a["metrics"]["train_steps"] == b["metrics"]["train_steps"] == 75
+
+
+def test_same_seed_same_metrics(fast_cfg):
+    first = run(fast_cfg("model=vae", "dataset=moons", "trainer.deterministic=true"))
+    second = run(fast_cfg("model=vae", "dataset=moons", "trainer.deterministic=true"))
+    assert _stable(first["metrics"]) == _stable(second["metrics"])
+    other = run(fast_cfg("model=vae", "dataset=moons", "seed=1"))
+    assert other["metrics"]["nll_bpd"] != first["metrics"]["nll_bpd"]
+
+
+def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
+    out = _cli(
+        [
+            "-m",
+            "model=vae",
+            "dataset=moons",
+            "model.lr=1e-3,1e30",
+            "trainer=fast",
+            "eval=fast",
+            "logger=none",
+            "callbacks=none",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    records = {
+        json.loads(p.read_text())["config"]["model"]["lr"]: json.loads(p.read_text())
+        for p in tmp_path.rglob("results.json")
+    }
+    assert records[1e-3]["status"] == "completed"
+    bad = records[1e30]
+    assert bad["status"] == "diverged"
+    assert "non-finite" in bad["error"] and isinstance(bad["diverged_at_step"], int)
+    assert str(bad["diverged_at_step"]) in bad["error"]
+    assert bad["metrics"]["nll_bpd"] is None  # no metrics from NaN weights
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("genbench-train: error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
+    base = ["model=vae", "trainer=fast", "eval=fast", "logger=none", "callbacks=none"]
+    good = tmp_path / "good"
+    assert _cli([*base, f"hydra.run.dir={good}"]).returncode == 0
+    results_before = (good / "results.json").read_bytes()
+    last = good / "checkpoints" / "last.ckpt"
+    ckpt_before = last.read_bytes()
+
+    msg = _one_line_error(_cli([*base, "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}/a"]))
+    assert "trainer.max_steps='abc'" in msg and "int" in msg
+
+    msg = _one_line_error(
+        _cli(
+            [
+                *base,
+                "dataset=cifar10",
+                f"dataset.root={tmp_path}/none",
+                f"hydra.run.dir={tmp_path}/b",
+            ]
+        )
+    )
+    assert f"{tmp_path}/none" in msg and "download" in msg
+
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(ckpt_before[: len(ckpt_before) // 2])
+    msg = _one_line_error(_cli([*base, f"ckpt_path={corrupt}", f"hydra.run.dir={good}"]))
+    assert "corrupt" in msg and str(corrupt) in msg
+
+    msg = _one_line_error(
+        _cli([*base, "model.latent_dim=8", f"ckpt_path={last}", f"hydra.run.dir={good}"])
+    )
+    assert "does not match VAE" in msg and "mis-shaped" in msg
+
+    assert (good / "results.json").read_bytes() == results_before
+    assert last.read_bytes() == ckpt_before
