@@ -5,8 +5,8 @@ reproduces the shipped weights bit for bit: `--check` retrains and compares the 
 the shipped file instead of writing. Prints the test accuracy (must be >= 97% on the digits test
 split).
 
-    python scripts/train_digits_classifier.py            # write genbench/assets/digits_classifier.pt
-    python scripts/train_digits_classifier.py --check    # retrain, compare hashes, write nothing
+    python scripts/train_digits_classifier.py          # writes genbench/assets/digits_classifier.pt
+    python scripts/train_digits_classifier.py --check  # retrain, compare hashes, write nothing
 """
 
 from __future__ import annotations

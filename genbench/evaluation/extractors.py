@@ -40,7 +40,7 @@ COORDS_NAME = "genbench-coords"
 
 
 def tensor_hash(x: torch.Tensor) -> str:
-    """sha256 of a tensor's shape, dtype and bytes (levels < 256 hashed as uint8: same key, faster)."""
+    """sha256 of a tensor's shape and bytes (integer levels in [0, 256) hashed as uint8)."""
     x = x.detach().cpu().contiguous()
     if not x.is_floating_point() and x.numel() and x.min() >= 0 and x.max() < 256:
         x = x.to(torch.uint8)

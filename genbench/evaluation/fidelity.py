@@ -42,7 +42,7 @@ class TensorSamples(Dataset):
 
 
 def reference_cache_name(name: str, split: str, x: torch.Tensor, extractor: Extractor) -> str:
-    """torch-fidelity cache name of a reference set: data set, split, size, data and weights hash."""
+    """torch-fidelity cache name of a reference set: data, split, size, data and weights hash."""
     return (
         f"genbench-{safe_name(name)}-{split}{len(x)}-{tensor_hash(x)[:12]}-{extractor.cache_tag()}"
     )
