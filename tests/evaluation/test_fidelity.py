@@ -232,6 +232,7 @@ def random_inception_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # ~15 s CPU: 10 images through InceptionV3 at 299x299
 def test_inception_path_end_to_end(random_inception_weights, tmp_path):
     dm = RandomRGB()
     assert dm.feature_extractor == "inception"
