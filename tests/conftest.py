@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Fidelity caches (reference statistics, first-use classifiers) outside the user's home cache.
+os.environ.setdefault("GENBENCH_CACHE", str(Path(tempfile.gettempdir()) / "genbench-test-cache"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

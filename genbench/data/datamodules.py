@@ -43,7 +43,13 @@ class EpochSeededSampler(Sampler[int]):
 
 
 class TensorDataModule(L.LightningDataModule):
-    """Base: subclasses give `spec` and `load_splits()`; batching and loaders live here."""
+    """Base: subclasses give `spec` and `load_splits()`; batching and loaders live here.
+
+    `feature_extractor` names the fidelity metrics' features (genbench.evaluation.extractors):
+    "inception", "classifier" or "coords"; None takes the class's default.
+    """
+
+    default_feature_extractor = "inception"
 
     def __init__(
         self,
@@ -51,9 +57,11 @@ class TensorDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         shuffle_seed: int = 0,
+        feature_extractor: str | None = None,
     ):
         super().__init__()
         self.shuffle_seed = shuffle_seed
+        self.feature_extractor = feature_extractor or self.default_feature_extractor
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -113,6 +121,8 @@ class TensorDataModule(L.LightningDataModule):
 class DigitsDataModule(TensorDataModule):
     """scikit-learn 8x8 digits, 17 levels; train/val/test = first 1000/next 350/last 447."""
 
+    default_feature_extractor = "classifier"
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
 
@@ -135,6 +145,8 @@ class DigitsDataModule(TensorDataModule):
 
 class Toy2DDataModule(TensorDataModule):
     """A 2-D toy density; each split drawn with its own fixed seed (seed, seed+1, seed+2)."""
+
+    default_feature_extractor = "coords"
 
     def __init__(
         self,
@@ -181,6 +193,7 @@ class MNISTDataModule(TensorDataModule):
 
     dataset_name = "mnist"
     folder = "MNIST"
+    default_feature_extractor = "classifier"
 
     def __init__(self, root: str = "data", download: bool = False, num_val: int = 5000, **kwargs):
         super().__init__(**kwargs)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from genbench.evaluation.fidelity import evaluate_fidelity
 from genbench.evaluation.likelihood import evaluate_nll
 from genbench.evaluation.throughput import measure_throughput
 from genbench.reporting.samples import save_samples
@@ -27,11 +28,23 @@ def evaluate(
     throughput_samples: int = 512,
     throughput_batch_size: int = 256,
     throughput_warmup_batches: int = 1,
+    fidelity: bool = True,
+    num_samples: int = 1000,
+    fidelity_batch_size: int = 256,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    isc_splits: int = 10,
+    prc_neighborhood: int = 3,
+    max_reference_samples: int | None = None,
+    cache_dir: str | Path = "~/.cache/genbench",
+    inception_weights: str | None = None,
+    inception_download: bool = True,
     **unused,
 ) -> dict:
     """Metrics of `module` on the test split of `datamodule`, named as in results.json.
 
-    Returns only what it computed. Writes `samples.png` to `out_dir` when given.
+    Returns only what it computed (fidelity metrics that are undefined, e.g. IS on points, come
+    back as None). Writes `samples.png` to `out_dir` when given.
     """
     module.eval()
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
@@ -47,6 +60,24 @@ def evaluate(
         )
     )
     metrics.update(module.sampling_cost())
+    if fidelity:
+        metrics.update(
+            evaluate_fidelity(
+                module,
+                datamodule,
+                num_samples=num_samples,
+                batch_size=fidelity_batch_size,
+                seed=sample_seed,
+                cache_dir=cache_dir,
+                inception_weights=inception_weights,
+                inception_download=inception_download,
+                max_reference_samples=max_reference_samples,
+                kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size,
+                isc_splits=isc_splits,
+                prc_neighborhood=prc_neighborhood,
+            )
+        )
     if out_dir is not None and grid_samples > 0:
         gen = torch.Generator(device=module.device).manual_seed(sample_seed)
         with torch.inference_mode():

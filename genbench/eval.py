@@ -1,0 +1,38 @@
+"""genbench-eval: re-evaluate a trained checkpoint, or compute the real-data floor.
+
+genbench-eval ckpt=outputs/runs/<run>/checkpoints/last.ckpt [eval.num_samples=5000 ...]
+genbench-eval floor=true dataset=digits
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from hydra.utils import instantiate
+
+    from genbench.evaluation.reevaluate import reevaluate_checkpoint, write_floor
+
+    if cfg.hardware.get("threads"):
+        torch.set_num_threads(int(cfg.hardware.threads))
+    out_dir = Path(cfg.output_dir)
+    if cfg.floor:
+        record = write_floor(
+            instantiate(cfg.dataset), cfg.eval, out_dir / "floor.json", cfg.dataset_name
+        )
+        print(f"floor -> {out_dir / 'floor.json'}: {record['metrics']}")
+    elif cfg.ckpt:
+        record = reevaluate_checkpoint(cfg.ckpt, cfg.eval, out_dir)
+        print(f"updated results.json of {cfg.ckpt}: {record['metrics']}")
+    else:
+        raise SystemExit("genbench-eval: give ckpt=PATH (re-evaluate a run) or floor=true")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""Fidelity metrics: each number against an independent numpy/scipy computation on the same
+features; the reference cache; the extractors (shipped classifier, first-use training, InceptionV3
+with a random weights file, raw coordinates). CPU only, no network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+from scipy.spatial.distance import cdist
+from scipy.special import log_softmax, softmax
+
+from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
+from genbench.data.spec import DataSpec
+from genbench.evaluation import extractors as ex
+from genbench.evaluation.fidelity import compute_fidelity, reference_cache_name
+
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return DigitsDataModule()
+
+
+@pytest.fixture(scope="module")
+def classifier(digits):
+    return ex.resolve_extractor(digits, cache_dir="/nonexistent")  # shipped: no cache needed
+
+
+def classifier_features(extractor, x):
+    net, k = ex.build_classifier(ex.load_classifier(extractor.weights_path))
+    with torch.no_grad():
+        f, logits = net(x.float() / (k - 1))
+    return f.double().numpy(), logits.double().numpy()
+
+
+def frechet(a, b):
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def unbiased_mmd2_poly(x, y):
+    d = x.shape[1]
+    kxx, kyy, kxy = [(u @ v.T / d + 1) ** 3 for u, v in ((x, x), (y, y), (x, y))]
+    m = len(x)
+    off = lambda k: (k.sum() - np.trace(k)) / (m * (m - 1))  # noqa: E731
+    return off(kxx) + off(kyy) - 2 * kxy.mean()
+
+
+def kid(a, b, subsets, size, seed):
+    rng = np.random.RandomState(seed)  # the same draws torch-fidelity makes: a's subset, then b's
+    vals = []
+    for _ in range(subsets):
+        ia = rng.choice(len(a), size, replace=False)
+        ib = rng.choice(len(b), size, replace=False)
+        vals.append(unbiased_mmd2_poly(a[ia], b[ib]))
+    return np.mean(vals), np.std(vals)
+
+
+def inception_score(logits, splits, seed):
+    logits = logits[np.random.RandomState(seed).permutation(len(logits))]
+    n, scores = len(logits), []
+    for i in range(splits):
+        part = logits[i * n // splits : (i + 1) * n // splits]
+        p, log_p = softmax(part, axis=1), log_softmax(part, axis=1)
+        kl = (p * (log_p - np.log(p.mean(0, keepdims=True)))).sum(1).mean()
+        scores.append(np.exp(kl))
+    return np.mean(scores), np.std(scores)
+
+
+def precision_recall(gen, real, k):
+    def radii(a):  # distance to the k-th nearest other point (column 0 is the point itself)
+        return np.sort(cdist(a, a), axis=1)[:, k]
+
+    d = cdist(gen, real)
+    precision = (d <= radii(real)[None, :]).any(1).mean()
+    recall = (d.T <= radii(gen)[None, :]).any(1).mean()
+    return precision, recall
+
+
+def test_digits_metrics_equal_direct_computation(digits, classifier):
+    gen = digits.split("train")[0][:300]
+    real = digits.split("test")[0]
+    kw = dict(kid_subsets=5, kid_subset_size=100, isc_splits=4, prc_neighborhood=3, seed=SEED)
+    m = compute_fidelity(gen, real, classifier, **kw)
+
+    fg, lg = classifier_features(classifier, gen)
+    fr, _ = classifier_features(classifier, real)
+    fid = frechet(fg, fr)
+    assert m["fid"] == pytest.approx(fid, rel=1e-4)  # relative tolerance 1e-4
+    kid_mean, kid_std = kid(fg, fr, 5, 100, SEED)
+    assert m["kid_mean"] == pytest.approx(kid_mean, rel=1e-4)
+    assert m["kid_std"] == pytest.approx(kid_std, rel=1e-4)
+    is_mean, is_std = inception_score(lg, 4, SEED)
+    assert m["is_mean"] == pytest.approx(is_mean, rel=1e-4)
+    assert m["is_std"] == pytest.approx(is_std, rel=1e-4)
+    precision, recall = precision_recall(fg, fr, 3)
+    assert m["precision"] == pytest.approx(precision, abs=1e-6)
+    assert m["recall"] == pytest.approx(recall, abs=1e-6)
+    assert 0 < m["fid"] and 1 < m["is_mean"] <= 10
+
+
+def test_identical_sets_score_perfectly(digits, classifier):
+    x = digits.split("test")[0]
+    m = compute_fidelity(x, x, classifier, kid_subsets=3, kid_subset_size=100)
+    fr, _ = classifier_features(classifier, x)
+    assert abs(m["fid"]) < 1e-6 * np.trace(np.cov(fr, rowvar=False))
+    assert m["precision"] == 1.0 and m["recall"] == 1.0
+
+
+def test_points_use_raw_coordinates_and_have_no_inception_score():
+    dm = Toy2DDataModule(name="moons", num_train=500, num_val=10, num_test=400, seed=3)
+    extractor = ex.resolve_extractor(dm)
+    assert extractor.kind == "coords" and not extractor.has_logits
+    gen, real = dm.split("train")[0], dm.split("test")[0]
+    m = compute_fidelity(gen, real, extractor, kid_subsets=4, kid_subset_size=200, seed=SEED)
+    a, b = gen.double().numpy(), real.double().numpy()
+    assert m["fid"] == pytest.approx(frechet(a, b), rel=1e-4)
+    assert m["kid_mean"] == pytest.approx(kid(a, b, 4, 200, SEED)[0], rel=1e-4)
+    assert m["is_mean"] is None and m["is_std"] is None
+    assert (m["precision"], m["recall"]) == pytest.approx(precision_recall(a, b, 3), abs=1e-6)
+
+
+def test_reference_statistics_are_cached_and_keyed_by_weights(digits, classifier, tmp_path):
+    gen, real = digits.split("train")[0][:200], digits.split("test")[0]
+    name = reference_cache_name("digits", "test", real, classifier)
+    kw = dict(reference_name=name, cache_dir=tmp_path, kid_subsets=2, kid_subset_size=100)
+    seen = ex.ClassifierFeatureExtractor.examples_seen
+    first = compute_fidelity(gen, real, classifier, **kw)
+    assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen) + len(real)
+    files = sorted((tmp_path / "fidelity").glob(f"{name}-*.pt"))
+    assert len(files) == 3  # features (penultimate, logits) and FID statistics
+    mtimes = [f.stat().st_mtime_ns for f in files]
+
+    seen = ex.ClassifierFeatureExtractor.examples_seen
+    second = compute_fidelity(gen, real, classifier, **kw)
+    assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen)  # reference from cache
+    assert [f.stat().st_mtime_ns for f in files] == mtimes and second == first
+
+    ckpt = ex.load_classifier(classifier.weights_path)  # "retrained": other weights, other key
+    ckpt["state_dict"]["head.bias"] = ckpt["state_dict"]["head.bias"] + 0.5
+    ex.save_classifier(ckpt, tmp_path / "other.pt")
+    other = ex.Extractor(
+        "classifier", ex.CLASSIFIER_NAME, str(tmp_path / "other.pt"), ex.classifier_hash(ckpt), 17
+    )
+    other_name = reference_cache_name("digits", "test", real, other)
+    assert other_name != name
+    seen = ex.ClassifierFeatureExtractor.examples_seen
+    compute_fidelity(gen, real, other, **{**kw, "reference_name": other_name})
+    assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen) + len(real)
+    assert len(list((tmp_path / "fidelity").glob(f"{other_name}-*.pt"))) == 3
+
+
+def test_shipped_digits_classifier_matches_its_record(digits):
+    path = ex.ASSETS / "digits_classifier.pt"
+    ckpt = ex.load_classifier(path)
+    assert path.stat().st_size < 400_000
+    assert ckpt["meta"]["train_data_hash"] == ex.tensor_hash(digits.split("train")[0])
+    acc = ex.classifier_accuracy(ckpt, *digits.split("test"))
+    assert acc >= 0.97 and acc == pytest.approx(ckpt["meta"]["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_digits_classifier_retrains_bit_for_bit(digits):
+    ckpt = ex.train_classifier(*digits.split("train"), 17, seed=0)
+    shipped = ex.load_classifier(ex.ASSETS / "digits_classifier.pt")
+    assert ex.classifier_hash(ckpt) == ex.classifier_hash(shipped)
+
+
+class SmallDigits(DigitsDataModule):
+    """Digits under another name with a 200-example train split: no shipped classifier."""
+
+    @property
+    def spec(self):
+        return DataSpec(name="digits_small", kind="image", shape=(1, 8, 8), num_levels=17)
+
+    def load_splits(self):
+        s = super().load_splits()
+        return {**s, "train": (s["train"][0][:200], s["train"][1][:200])}
+
+
+def test_classifier_trained_on_first_use_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "train_classifier", _quick(ex.train_classifier))
+    dm = SmallDigits()
+    path = ex.classifier_weights(dm, tmp_path)
+    assert path.parent == tmp_path / "classifiers" and path.is_file()
+    mtime = path.stat().st_mtime_ns
+    assert ex.classifier_weights(dm, tmp_path) == path and path.stat().st_mtime_ns == mtime
+    extractor = ex.resolve_extractor(dm, tmp_path)
+    assert extractor.weights_path == str(path) and extractor.has_logits
+
+
+def _quick(train):
+    def few_epochs(*args, **kwargs):
+        return train(*args, **{**kwargs, "epochs": 3})
+
+    return few_epochs
+
+
+class RandomRGB(TensorDataModule):
+    """Five random 3x16x16 8-bit images per split: a stand-in for natural images."""
+
+    @property
+    def spec(self):
+        return DataSpec(name="random_rgb", kind="image", shape=(3, 16, 16), num_levels=256)
+
+    def load_splits(self):
+        g = torch.Generator().manual_seed(0)
+        make = lambda: (torch.randint(0, 256, (5, 3, 16, 16), generator=g), torch.zeros(5).long())  # noqa: E731
+        return {"train": make(), "val": make(), "test": make()}
+
+
+@pytest.fixture(scope="module")
+def random_inception_weights(tmp_path_factory):
+    """An InceptionV3 state dict with PyTorch's default random init, written to a file."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save({}, path)
+    load = torch.nn.Module.load_state_dict
+    torch.nn.Module.load_state_dict = lambda self, *a, **k: None  # skip loading the empty file
+    try:
+        torch.manual_seed(0)
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], str(path))
+    finally:
+        torch.nn.Module.load_state_dict = load
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow  # ~15 s CPU: 10 images through InceptionV3 at 299x299
+def test_inception_path_end_to_end(random_inception_weights, tmp_path):
+    dm = RandomRGB()
+    assert dm.feature_extractor == "inception"
+    extractor = ex.resolve_extractor(dm, tmp_path, inception_path=random_inception_weights)
+    assert extractor.name == "inception-v3-compat" and extractor.weights_hash == ex.file_hash(
+        random_inception_weights
+    )
+    x = extractor.prepare(dm.split("test")[0])
+    assert x.dtype == torch.uint8 and x.shape == (5, 3, 16, 16)
+    m = compute_fidelity(
+        dm.split("train")[0],
+        dm.split("test")[0],
+        extractor,
+        reference_name=reference_cache_name("random_rgb", "test", dm.split("test")[0], extractor),
+        cache_dir=tmp_path,
+        batch_size=10,
+        kid_subsets=2,
+        isc_splits=1,
+    )
+    assert all(np.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
+
+
+def test_missing_inception_weights_say_which_file_goes_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        ex.inception_weights(None, download=False)
+    msg = str(e.value)
+    assert "\n" not in msg and str(ex.inception_hub_path()) in msg
+    assert "weights-inception-2015-12-05-6726825d.pth" in msg and "eval.inception_weights" in msg
+    with pytest.raises(FileNotFoundError, match="eval.inception_weights"):
+        ex.inception_weights(tmp_path / "nope.pth")
+
+
+def test_grayscale_levels_map_to_uint8_rgb():
+    x = torch.tensor([0, 8, 16]).view(3, 1, 1, 1)
+    out = ex.to_inception_input(x, 17)
+    assert out.shape == (3, 3, 1, 1) and out[:, 0].flatten().tolist() == [0, 128, 255]
