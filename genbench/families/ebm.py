@@ -217,7 +217,7 @@ class EBM(GenerativeModule):
         buffer_size: int = 10000,
         reinit_prob: float = 0.05,
         alpha: float = 0.1,
-        lr: float = 1e-4,
+        lr: float = 1e-3,
         grad_clip: float = 1.0,
         points_margin: float = 0.25,
         quadrature_n: int = 128,
