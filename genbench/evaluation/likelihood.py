@@ -62,4 +62,8 @@ def evaluate_nll(module, loader, max_batches: int | None = None) -> dict[str, fl
         if max_batches is not None and i >= max_batches:
             break
         metric.update(module.nll((x.to(module.device), y.to(module.device))))
-    return metric.compute()
+    out = metric.compute()
+    # An error shared by all examples (e.g. an estimated log Z) does not average out.
+    shared = bits_per_dim(torch.tensor(module.shared_nll_stderr_nats()), module.spec.num_dims)
+    out["nll_bpd_stderr"] = math.sqrt(out["nll_bpd_stderr"] ** 2 + shared.item() ** 2)
+    return out

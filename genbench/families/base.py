@@ -52,6 +52,13 @@ class GenerativeModule(L.LightningModule):
         """{'nfe': network evaluations per sample, ...} for the configured sampler."""
         raise NotImplementedError
 
+    def shared_nll_stderr_nats(self) -> float:
+        """Standard error (nats) of a term shared by every example's NLL, e.g. an AIS log Z.
+
+        Evaluation adds it in quadrature to the spread over examples; 0 for most families.
+        """
+        return 0.0
+
     # --- shared helpers ------------------------------------------------------------
     def nats_to_bpd(self, nats: torch.Tensor) -> torch.Tensor:
         return nats / (self.spec.num_dims * math.log(2))

@@ -1,0 +1,182 @@
+"""Generative adversarial network: DCGAN for images, MLPs for points; no likelihood.
+
+Losses: non-saturating (Goodfellow et al., 2014), hinge (Miyato et al., 2018) and WGAN-GP
+(Gulrajani et al., 2017). Training uses manual optimisation with `d_steps` discriminator
+updates per generator update; samples come from an exponential moving average (EMA) of the
+generator's weights, kept as buffers so checkpoints carry it and `params` counts G and D once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from genbench.data.spec import DataSpec
+from genbench.evaluation.modes import mode_coverage
+from genbench.families.base import GenerativeModule
+from genbench.nets.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator
+from genbench.nets.mlp import mlp
+
+LOSSES = ("nonsaturating", "hinge", "wgan_gp")
+
+
+def gradient_penalty(
+    critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """WGAN-GP: mean over the batch of (||grad_x critic(x_hat)||_2 - 1)^2 on interpolates."""
+    if eps is None:
+        eps = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def d_loss_fn(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    if loss == "nonsaturating":
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    if loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return d_fake.mean() - d_real.mean()  # wgan_gp; the penalty is added by the caller
+
+
+def g_loss_fn(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
+    if loss == "nonsaturating":
+        return F.softplus(-d_fake).mean()
+    return -d_fake.mean()
+
+
+class GAN(GenerativeModule):
+    family = "gan"
+    nll_kind = "none"
+    checkpoint_monitor = None
+
+    def __init__(
+        self,
+        spec: DataSpec | dict,
+        loss: str = "nonsaturating",
+        latent_dim: int = 64,
+        hidden: int = 64,
+        points_latent_dim: int = 8,
+        points_hidden: int = 128,
+        spectral_norm: bool = False,
+        d_steps: int = 1,
+        gp_weight: float = 10.0,
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        ema_decay: float = 0.999,
+        real_noise: bool = True,
+        mode_samples: int = 2500,
+    ):
+        super().__init__(spec)
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r}; valid: {LOSSES}")
+        if d_steps < 1:
+            raise ValueError(f"d_steps={d_steps} must be >= 1")
+        self.automatic_optimization = False
+        s = self.spec
+        if s.is_image:
+            c, h, _ = s.shape
+            self.latent_dim = latent_dim
+            self.generator = DCGANGenerator(latent_dim, c, h, hidden)
+            self.discriminator = DCGANDiscriminator(c, h, hidden, spectral_norm)
+        else:
+            self.latent_dim = points_latent_dim
+            self.generator = mlp(points_latent_dim, s.num_dims, points_hidden)
+            self.discriminator = MLPDiscriminator(s.num_dims, points_hidden, 3, spectral_norm)
+        # EMA of the generator's parameters (and a copy of its batch-norm statistics).
+        self._ema_names = {}
+        for name, t in self.generator.state_dict().items():
+            key = "ema__" + name.replace(".", "__")
+            self._ema_names[name] = key
+            self.register_buffer(key, t.detach().clone())
+        self._d_updates = 0
+
+    # --- generator ------------------------------------------------------------------
+    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        """z (B, latent_dim) -> model-space output: images in [-1, 1], points in R^D."""
+        if not ema:
+            return self.generator(z)
+        state = {name: getattr(self, key) for name, key in self._ema_names.items()}
+        return functional_call(self.generator, state, (z,))
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        # Warm-up as in Tarvainen & Valpola (2017): early on the average follows the weights.
+        step = self._d_updates // self.hparams.d_steps
+        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
+        for name, t in self.generator.state_dict().items():
+            ema = getattr(self, self._ema_names[name])
+            if t.dtype.is_floating_point:
+                ema.lerp_(t.detach(), 1 - decay)
+            else:
+                ema.copy_(t)
+
+    # --- GenerativeModule -----------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        was_training = self.generator.training
+        self.generator.eval()  # batch norm from running statistics
+        y = self.generate(z, ema=True)
+        self.generator.train(was_training)
+        if not self.spec.is_image:
+            return y
+        k = self.spec.num_levels
+        return ((y.clamp(-1, 1) + 1) / 2 * (k - 1)).round().long()
+
+    def sampling_cost(self) -> dict:
+        return {"nfe": 1}
+
+    # --- training -------------------------------------------------------------------
+    def real_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Data as D sees it: [-1, 1] images (+ optional uniform noise of one bin), or points."""
+        y = self.to_unit(x)
+        if self.spec.is_image and self.hparams.real_noise:
+            y = y + (torch.rand_like(y) - 0.5) * (2 / (self.spec.num_levels - 1))
+        return y
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        opt_g, opt_d = self.optimizers()
+        loss = self.hparams.loss
+        real = self.real_input(self.data(batch))
+        z = torch.randn(len(real), self.latent_dim, device=self.device)
+
+        fake = self.generator(z).detach()
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        d_loss = d_loss_fn(loss, d_real, d_fake)
+        logs = {"train/d_loss": d_loss.detach()}
+        if loss == "wgan_gp":
+            gp = gradient_penalty(self.discriminator, real, fake)
+            d_loss = d_loss + self.hparams.gp_weight * gp
+            logs["train/gp"] = gp.detach()
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self._d_updates += 1
+
+        if self._d_updates % self.hparams.d_steps == 0:
+            z = torch.randn(len(real), self.latent_dim, device=self.device)
+            g_loss = g_loss_fn(loss, self.discriminator(self.generator(z)))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.update_ema()
+            logs["train/g_loss"] = g_loss.detach()
+        self.log_dict(logs, batch_size=len(real))
+        return d_loss.detach()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.spec.name != "8gaussians":
+            return
+        # Samples per class on digits needs the evaluation classifier (not in this module).
+        cov = mode_coverage(self.sample(self.hparams.mode_samples))
+        self.log("val/modes_covered", float(cov["modes_covered"]), sync_dist=True)
+        self.log("val/high_quality_fraction", cov["high_quality_fraction"], sync_dist=True)
+
+    def configure_optimizers(self):
+        betas = tuple(self.hparams.betas)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
+        return opt_g, opt_d
