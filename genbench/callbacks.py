@@ -29,13 +29,13 @@ class DivergenceMonitor(L.Callback):
         trainer.should_stop = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        flagged = getattr(pl_module, "diverged_reason", None)
+        if flagged:  # the family's own diagnosis is the more specific one
+            self._flag(trainer, flagged)
+            return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
             self._flag(trainer, f"non-finite loss at step {trainer.global_step}")
-            return
-        flagged = getattr(pl_module, "diverged_reason", None)
-        if flagged:
-            self._flag(trainer, flagged)
             return
         if self.every and trainer.global_step % self.every == 0:
             for name, p in pl_module.named_parameters():

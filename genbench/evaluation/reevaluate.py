@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,14 +45,14 @@ def reevaluate_checkpoint(
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate, and
     update the run's results.json atomically (metrics not recomputed keep their old values)."""
-    from genbench.run import build_model
+    from genbench.run import build_model, load_checkpoint
 
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     datamodule = instantiate(run_cfg.dataset)
     module = build_model(run_cfg.model, datamodule.spec)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt, module)  # one-line error if corrupt or mismatched
     module.load_state_dict(state["state_dict"])
     module.eval()
 
