@@ -22,20 +22,19 @@ Split = tuple[torch.Tensor, torch.Tensor]
 
 
 class EpochSeededSampler(Sampler[int]):
-    """A random permutation per epoch drawn from (seed, epoch) alone, not from the global RNG.
+    """A random permutation per pass drawn from (seed, pass number) alone, not the global RNG.
 
-    Lightning calls set_epoch() each epoch, so a run resumed from a checkpoint sees exactly the
-    batches an uninterrupted run would.
+    The pass counter travels in checkpoints (TensorDataModule.state_dict), so a resumed run
+    sees exactly the batches an uninterrupted run would. (Lightning's set_epoch numbering
+    jumps by one when resuming from an epoch-end checkpoint, so it is not used.)
     """
 
-    def __init__(self, num_examples: int, seed: int = 0):
-        self.num_examples, self.seed, self.epoch = num_examples, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, num_examples: int, seed: int = 0, passes: int = 0):
+        self.num_examples, self.seed, self.passes = num_examples, seed, passes
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.passes)
+        self.passes += 1
         return iter(torch.randperm(self.num_examples, generator=g).tolist())
 
     def __len__(self) -> int:
@@ -66,6 +65,8 @@ class TensorDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.splits: dict[str, Split] = {}
+        self._sampler: EpochSeededSampler | None = None
+        self._passes = 0  # training passes already made (restored from a checkpoint)
 
     @property
     def spec(self) -> DataSpec:
@@ -97,12 +98,16 @@ class TensorDataModule(L.LightningDataModule):
             raise ValueError(f"unknown split {name!r}; valid: {sorted(self.splits)}")
         return self.splits[name]
 
+    def _train_sampler(self, n: int) -> EpochSeededSampler:
+        self._sampler = EpochSeededSampler(n, self.shuffle_seed, passes=self._passes)
+        return self._sampler
+
     def _loader(self, name: str, train: bool) -> DataLoader:
         x, y = self.split(name)
         return DataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=EpochSeededSampler(len(x), self.shuffle_seed) if train else None,
+            sampler=self._train_sampler(len(x)) if train else None,
             drop_last=train and len(x) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -110,6 +115,14 @@ class TensorDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
+
+    def state_dict(self) -> dict:
+        return {"train_passes": self._sampler.passes if self._sampler else self._passes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._passes = int(state.get("train_passes", 0))
+        if self._sampler is not None:
+            self._sampler.passes = self._passes
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", train=False)
