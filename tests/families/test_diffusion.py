@@ -224,3 +224,20 @@ def test_digits_trains_beats_uniform_and_checkpoints_carry_ema():
     ddim = Diffusion(dm.spec, **kw, sampler="ddim", sampling_steps=10)
     ddim.load_state_dict(state)
     assert ddim.sampling_cost()["nfe"] == 10 and ddim.sample(3).shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "model", ["diffusion", pytest.param("diffusion_ddpm", marks=pytest.mark.slow)]
+)
+def test_run_end_to_end_evaluates_the_best_checkpoint(fast_cfg, model):
+    from genbench.run import run
+
+    over = ["model.num_steps=50", "model.nll_t_samples=5", "model.val_t_samples=2"]
+    cfg = fast_cfg(f"model={model}", "dataset=digits", "hardware.threads=1", *over)
+    record = run(cfg)
+    m = record["metrics"]
+    assert record["status"] == "completed" and record["family"] == "diffusion"
+    assert record["evaluated_checkpoint"].startswith("best-")
+    assert m["nll_kind"] == "bound" and 0 < m["nll_bpd"] < 2 * math.log2(17)
+    assert m["nfe"] == (50 if model == "diffusion_ddpm" else cfg.model.sampling_steps)
+    assert m["samples_per_s"] > 0
