@@ -110,7 +110,9 @@ class Flow(GenerativeModule):
         self.log("train/nll_bpd", self.nats_to_bpd(nll).mean(), batch_size=len(x))
         return loss
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, *args) -> None:
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         # Early couplings can spike; clip by default (the trainer's value wins when set).
         clip = gradient_clip_val or self.hparams.grad_clip
         if clip:

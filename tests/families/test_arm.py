@@ -33,7 +33,8 @@ def test_pixelcnn_no_leak_and_no_blind_spot(shape):
     """d out[c, i, j] / d x[c', i', j'] is zero iff (i', j', c') comes at or after (i, j, c)."""
     torch.manual_seed(0)
     c, h, w = shape
-    module = ARM(_image_spec(c, h, w, 4), hidden=12, layers=4, kernel=3, out_hidden=12).double()
+    module = ARM(_image_spec(c, h, w, 4), hidden=12, layers=4, kernel=3, out_hidden=12)
+    module = module.double().eval()  # no dropout: every dependency shows in the gradient
     x = torch.randn(1, c, h, w, dtype=torch.double, requires_grad=True)
     out = module.net(x)  # (1, P, C, H, W)
 
@@ -118,10 +119,10 @@ def _grid_mass(log_prob, lim: float = 5.0, n: int = 500) -> float:
 def test_arm_digits_beats_uniform():
     L.seed_everything(0)
     dm = DigitsDataModule(batch_size=64)
-    module = ARM(dm.spec, hidden=32, layers=4, out_hidden=64)
-    _fit(module, dm, 60)
+    module = ARM(dm.spec, hidden=16, layers=3, out_hidden=32, dropout=0.0)
+    _fit(module, dm, 80)
     bpd = _test_bpd(module, dm)
-    assert bpd < math.log2(17) - 1.5, bpd
+    assert bpd < math.log2(17) - 1.0, bpd
     with torch.inference_mode():
         s = module.sample(8)
     assert s.shape == (8, 1, 8, 8) and s.dtype == torch.long
@@ -133,7 +134,7 @@ def test_arm_moons_beats_gaussian_and_integrates_to_one():
     L.seed_everything(0)
     dm = Toy2DDataModule(name="moons", num_train=4000)
     module = ARM(dm.spec, points_hidden=64, points_layers=2)
-    _fit(module, dm, 300)
+    _fit(module, dm, 200)
     x, test = dm.split("train")[0], dm.split("test")[0]
     gauss = torch.distributions.Normal(x.mean(0), x.std(0))
     gauss_bpd = (-gauss.log_prob(test).sum(1) / (2 * math.log(2))).mean().item()
