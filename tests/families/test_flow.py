@@ -1,0 +1,202 @@
+"""The flow: every layer inverts and has the right log-det, the image bound is a bound on the
+discrete data, 2-D densities normalise, and both variants learn."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from genbench.data import DigitsDataModule, Toy2DDataModule
+from genbench.data.spec import DataSpec
+from genbench.families.flow import Flow
+from genbench.nets.flow_layers import (
+    ActNorm,
+    AffineCoupling,
+    InvConv1x1,
+    MultiScaleFlow,
+    PointFlow,
+    Squeeze,
+    conv_coupling_net,
+)
+from genbench.nets.mlp import mlp
+from tests.families.test_arm import _grid_mass
+from tests.families.test_vae import _fit, _test_bpd
+
+
+def _randomise(module: nn.Module) -> nn.Module:
+    """Non-trivial parameters everywhere (zero-initialised layers would make identities)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    return module
+
+
+def _check_layer(layer: nn.Module, x: torch.Tensor) -> None:
+    """inverse(forward(x)) == x and log-det == log|det J| from autograd, per example."""
+    layer = layer.double()
+    x = x.double()
+    y, logdet = layer(x)
+    assert torch.allclose(layer.inverse(y), x, atol=1e-5)
+    for b in range(len(x)):
+
+        def f(v, b=b):
+            return layer(v.view(1, *x.shape[1:]))[0].flatten()
+
+        jac = torch.autograd.functional.jacobian(f, x[b].flatten())
+        expected = torch.linalg.slogdet(jac)[1]
+        assert torch.allclose(logdet[b], expected, atol=1e-6), (logdet[b], expected)
+
+
+def _actnorm(c: int) -> ActNorm:
+    layer = ActNorm(c)
+    layer(torch.randn(16, c, 3, 3) * 2 + 1)  # data-dependent initialisation
+    return layer.eval()
+
+
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda: _actnorm(2), (2, 2, 3, 3)),
+        (lambda: _randomise(InvConv1x1(3)), (2, 3, 2, 2)),
+        (lambda: Squeeze(), (2, 2, 4, 4)),
+        (
+            lambda: _randomise(AffineCoupling(conv_coupling_net(2, 8), 2, "checkerboard", 0)),
+            (2, 2, 4, 4),
+        ),
+        (
+            lambda: _randomise(AffineCoupling(conv_coupling_net(2, 8), 2, "checkerboard", 1)),
+            (2, 2, 3, 3),
+        ),
+        (
+            lambda: _randomise(AffineCoupling(conv_coupling_net(3, 8), 3, "channel", 0)),
+            (2, 3, 2, 2),
+        ),
+        (
+            lambda: _randomise(AffineCoupling(conv_coupling_net(4, 8), 4, "channel", 1)),
+            (2, 4, 2, 2),
+        ),
+        (lambda: _randomise(AffineCoupling(mlp(2, 4, 8, 2), 2, "alternate", 1)), (3, 2)),
+    ],
+)
+def test_layer_inverts_and_logdet_matches_autograd(make, shape):
+    torch.manual_seed(0)
+    _check_layer(make(), torch.randn(shape))
+
+
+def test_multiscale_flow_inverts_and_logdet_matches_autograd():
+    torch.manual_seed(0)
+    flow = MultiScaleFlow((1, 4, 4), hidden=8, num_scales=2, steps=2, checkerboard_steps=2)
+    x = torch.randn(3, 1, 4, 4, dtype=torch.double)
+    flow = _randomise(flow.double()).eval()
+    zs, logdet = flow.encode(x)
+    assert [z.shape[1:] for z in zs] == list(flow.out_shapes)
+    assert torch.allclose(flow.inverse_from_noise(zs), x, atol=1e-5)
+    for b in range(len(x)):
+
+        def f(v):
+            return torch.cat([z.flatten() for z in flow.encode(v.view(1, 1, 4, 4))[0]])
+
+        jac = torch.autograd.functional.jacobian(f, x[b].flatten())
+        assert torch.allclose(logdet[b], torch.linalg.slogdet(jac)[1], atol=1e-6)
+
+
+def _image_flow(k: int, preprocess: str, shape=(1, 2, 2)) -> Flow:
+    spec = DataSpec(name="tiny", kind="image", shape=shape, num_levels=k)
+    return Flow(spec, hidden=8, num_scales=1, steps=2, checkerboard_steps=2, preprocess=preprocess)
+
+
+@pytest.mark.parametrize("preprocess", ["logit", "affine"])
+def test_model_space_logdet_matches_autograd(preprocess):
+    module = _image_flow(5, preprocess).double()
+    y = torch.rand(2, 1, 2, 2, dtype=torch.double) * 0.98 + 0.01
+    z, logdet = module.to_model_space(y)
+    assert torch.allclose(module.from_model_space(z), y, atol=1e-6)
+    for b in range(2):
+        jac = torch.autograd.functional.jacobian(
+            lambda v: module.to_model_space(v.view(1, 1, 2, 2))[0].flatten(), y[b].flatten()
+        )
+        assert torch.allclose(logdet[b], torch.linalg.slogdet(jac)[1], atol=1e-8)
+
+
+@pytest.mark.parametrize("preprocess", ["logit", "affine"])
+def test_dequantized_bound_with_identity_flow_matches_closed_form(preprocess):
+    """An identity flow (fresh: zero couplings, actnorm not yet initialised) has a known density
+    on [0,1]^D, so both P(x) and the bound E_u log p - D log K are known per pixel."""
+    k, a = 3, 0.05
+    module = _image_flow(k, preprocess).eval()
+    normal = torch.distributions.Normal(0.0, 1.0)
+
+    def z_of(y):  # the model-space map, written independently
+        return torch.logit(a + (1 - 2 * a) * y) if preprocess == "logit" else 2 * y - 1
+
+    # Per pixel: P(x) = Phi(z((x+1)/K)) - Phi(z(x/K)); bound by quadrature over u.
+    levels = torch.arange(k, dtype=torch.float64)
+    prob = normal.cdf(z_of((levels + 1) / k)) - normal.cdf(z_of(levels / k))
+    u = (torch.arange(100, dtype=torch.float64) + 0.5) / 100  # midpoint rule
+    y = (levels[:, None] + u) / k
+    y_ = y.clone().requires_grad_(True)
+    (dz,) = torch.autograd.grad(z_of(y_).sum(), y_)
+    log_py = normal.log_prob(z_of(y)) + dz.abs().log()
+    bound = log_py.mean(1) - math.log(k)  # per pixel, nats
+    assert (bound <= prob.log()).all()
+
+    images = torch.tensor(list(itertools.product(range(k), repeat=4))).view(-1, 1, 2, 2)
+    # The identity flow factorises over pixels, so one u shared by all pixels of an image
+    # gives each pixel the same quadrature as above.
+    batch = images.repeat(len(u), 1, 1, 1)  # every image once per quadrature point
+    noise = u.float().repeat_interleave(len(images)).view(-1, 1, 1, 1).expand(batch.shape)
+    with torch.no_grad():
+        est = module.log_prob(batch, noise).double().view(len(u), -1).mean(0)
+    expected = (log_py.mean(1) - math.log(k))[images.flatten(1)].sum(1)
+    assert torch.allclose(est, expected, atol=1e-3), (est - expected).abs().max()
+    assert torch.exp(est).sum() <= 1  # a bound on every image: the bounds sum to at most 1
+
+
+def test_flow_digits_beats_uniform():
+    L.seed_everything(0)
+    dm = DigitsDataModule(batch_size=64)
+    module = Flow(dm.spec, hidden=16, steps=1, checkerboard_steps=1)
+    assert module.nll_kind == "bound"
+    _fit(module, dm, 60)
+    bpd = _test_bpd(module, dm)
+    assert bpd < math.log2(17) - 1.0, bpd
+    with torch.inference_mode():
+        s = module.sample(8)
+    assert s.shape == (8, 1, 8, 8) and s.dtype == torch.long
+    assert s.min() >= 0 and s.max() <= 16
+    # Couplings per scale: 1 checkerboard + 1 channel, two scales.
+    assert module.sampling_cost()["nfe"] == 4
+
+
+def test_flow_moons_beats_gaussian_and_integrates_to_one():
+    L.seed_everything(0)
+    dm = Toy2DDataModule(name="moons", num_train=4000)
+    module = Flow(dm.spec, points_hidden=32, points_layers=4)
+    assert module.nll_kind == "exact"
+    _fit(module, dm, 200)
+    x, test = dm.split("train")[0], dm.split("test")[0]
+    gauss = torch.distributions.Normal(x.mean(0), x.std(0))
+    gauss_bpd = (-gauss.log_prob(test).sum(1) / (2 * math.log(2))).mean().item()
+    bpd = _test_bpd(module, dm)
+    assert bpd < gauss_bpd - 0.1, (bpd, gauss_bpd)
+    module.eval()
+    mass = _grid_mass(lambda xy: -module.nll((xy, None)))
+    assert abs(mass - 1) < 0.01, mass
+    with torch.inference_mode():
+        s = module.sample(100)
+    assert s.shape == (100, 2) and s.dtype == torch.float32
+    assert module.sampling_cost()["nfe"] == 4
+
+
+def test_point_flow_inverts():
+    torch.manual_seed(0)
+    flow = _randomise(PointFlow(2, hidden=16, layers=4)).double().eval()
+    x = torch.randn(5, 2, dtype=torch.double)
+    z, _ = flow.flow(x)
+    assert torch.allclose(flow.inverse(z), x, atol=1e-5)
