@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: install test test-slow lint format benchmark toy-benchmark bench-overhead bench-sampling clean
+.PHONY: install test test-slow lint format benchmark toy-benchmark bench-overhead bench-sampling bench-eval clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,3 +50,8 @@ bench-sampling: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# CKPT=outputs/runs/<run>/checkpoints/last.ckpt (default: a 20-step VAE trained first)
+bench-eval: install
+	@if [ -z "$(CKPT)" ]; then $(BIN)/genbench-train trainer=fast eval=fast logger=none hydra.run.dir=outputs/bench_eval_vae; fi
+	$(BIN)/python scripts/bench_eval.py --ckpt $(or $(CKPT),outputs/bench_eval_vae/checkpoints/last.ckpt)

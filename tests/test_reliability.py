@@ -44,7 +44,7 @@ def _stable(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
 
 
-@pytest.mark.parametrize("model", ["vae"])
+@pytest.mark.parametrize("model", ["vae", "flow"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model):
     full, killed = tmp_path / "full", tmp_path / "killed"
     args = [f"model={model}", *RESUMABLE]

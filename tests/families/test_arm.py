@@ -12,7 +12,7 @@ import torch
 from genbench.data import DigitsDataModule, Toy2DDataModule
 from genbench.data.spec import DataSpec
 from genbench.families.arm import ARM
-from tests.families.test_vae import _fit, _test_bpd
+from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
 
 
 def _image_spec(c: int, h: int, w: int, k: int) -> DataSpec:
@@ -120,8 +120,8 @@ def test_arm_digits_beats_uniform():
     L.seed_everything(0)
     dm = DigitsDataModule(batch_size=64)
     module = ARM(dm.spec, hidden=16, layers=3, out_hidden=32, dropout=0.0)
-    _fit(module, dm, 80)
-    bpd = _test_bpd(module, dm)
+    fit(module, dm, 80)
+    bpd = split_bpd(module, dm)
     assert bpd < math.log2(17) - 1.0, bpd
     with torch.inference_mode():
         s = module.sample(8)
@@ -134,11 +134,9 @@ def test_arm_moons_beats_gaussian_and_integrates_to_one():
     L.seed_everything(0)
     dm = Toy2DDataModule(name="moons", num_train=4000)
     module = ARM(dm.spec, points_hidden=64, points_layers=2)
-    _fit(module, dm, 200)
-    x, test = dm.split("train")[0], dm.split("test")[0]
-    gauss = torch.distributions.Normal(x.mean(0), x.std(0))
-    gauss_bpd = (-gauss.log_prob(test).sum(1) / (2 * math.log(2))).mean().item()
-    bpd = _test_bpd(module, dm)
+    fit(module, dm, 200)
+    gauss_bpd = gaussian_fit_bpd(dm)
+    bpd = split_bpd(module, dm)
     assert bpd < gauss_bpd - 0.1, (bpd, gauss_bpd)
     module.eval()
     mass = _grid_mass(lambda xy: -module.nll((xy, None)))

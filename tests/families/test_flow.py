@@ -24,8 +24,8 @@ from genbench.nets.flow_layers import (
     conv_coupling_net,
 )
 from genbench.nets.mlp import mlp
+from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
 from tests.families.test_arm import _grid_mass
-from tests.families.test_vae import _fit, _test_bpd
 
 
 def _randomise(module: nn.Module) -> nn.Module:
@@ -163,8 +163,8 @@ def test_flow_digits_beats_uniform():
     dm = DigitsDataModule(batch_size=64)
     module = Flow(dm.spec, hidden=16, steps=1, checkerboard_steps=1)
     assert module.nll_kind == "bound"
-    _fit(module, dm, 60)
-    bpd = _test_bpd(module, dm)
+    fit(module, dm, 60)
+    bpd = split_bpd(module, dm)
     assert bpd < math.log2(17) - 1.0, bpd
     with torch.inference_mode():
         s = module.sample(8)
@@ -179,11 +179,9 @@ def test_flow_moons_beats_gaussian_and_integrates_to_one():
     dm = Toy2DDataModule(name="moons", num_train=4000)
     module = Flow(dm.spec, points_hidden=32, points_layers=4)
     assert module.nll_kind == "exact"
-    _fit(module, dm, 200)
-    x, test = dm.split("train")[0], dm.split("test")[0]
-    gauss = torch.distributions.Normal(x.mean(0), x.std(0))
-    gauss_bpd = (-gauss.log_prob(test).sum(1) / (2 * math.log(2))).mean().item()
-    bpd = _test_bpd(module, dm)
+    fit(module, dm, 200)
+    gauss_bpd = gaussian_fit_bpd(dm)
+    bpd = split_bpd(module, dm)
     assert bpd < gauss_bpd - 0.1, (bpd, gauss_bpd)
     module.eval()
     mass = _grid_mass(lambda xy: -module.nll((xy, None)))

@@ -14,17 +14,7 @@ from genbench.evaluation.results import read_results
 from genbench.families.gan import GAN, LOSSES, gradient_penalty
 from genbench.nets.dcgan import MLPDiscriminator
 from genbench.run import run
-
-
-def _fit(module, dm, steps: int) -> None:
-    L.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    ).fit(module, datamodule=dm)
+from tests.families.helpers import fit
 
 
 def test_gradient_penalty_matches_direct_computation():
@@ -49,7 +39,7 @@ def test_gan_covers_eight_gaussians():
     L.seed_everything(0)
     dm = Toy2DDataModule(name="8gaussians", num_train=4000, batch_size=256)
     module = GAN(dm.spec)
-    _fit(module, dm, 600)  # optimizer steps: 300 D and 300 G updates
+    fit(module, dm, 600)  # optimizer steps: 300 D and 300 G updates
     cov = mode_coverage(module.sample(2500))
     assert cov["modes_covered"] >= 6, cov
     assert cov["high_quality_fraction"] > 0.1, cov
@@ -60,7 +50,7 @@ def test_losses_train_on_digits_and_sample_levels(loss):
     L.seed_everything(0)
     dm = DigitsDataModule(batch_size=32)
     module = GAN(dm.spec, loss=loss, hidden=16, spectral_norm=loss == "hinge", d_steps=2)
-    _fit(module, dm, 9)  # 6 D updates, 3 G updates
+    fit(module, dm, 9)  # 6 D updates, 3 G updates
     assert module._d_updates == 6
     s = module.sample(10)
     assert s.shape == (10, 1, 8, 8) and s.dtype == torch.long
