@@ -241,3 +241,38 @@ def test_run_end_to_end_evaluates_the_best_checkpoint(fast_cfg, model):
     assert m["nll_kind"] == "bound" and 0 < m["nll_bpd"] < 2 * math.log2(17)
     assert m["nfe"] == (50 if model == "diffusion_ddpm" else cfg.model.sampling_steps)
     assert m["samples_per_s"] > 0
+
+
+def test_grid_prediction_is_the_level_posterior_mean():
+    """With a constant network output the grid x0 is the Bayes posterior mean of x0 under
+    uniform independent levels (a direct computation); at small noise it snaps onto the level."""
+    torch.manual_seed(0)
+    k = 5
+    d = GaussianDiffusion(num_steps=100, prediction="grid", num_levels=k)
+    levels = torch.linspace(-1, 1, k, dtype=torch.float64)
+    x_data = torch.randint(0, k, (3, 2, 4, 4))
+    x0 = x_data.float() * 2 / (k - 1) - 1
+    for step in (0, 30, 99):
+        t = torch.full((3,), step, dtype=torch.long)
+        xt = d.q_sample(x0, t, torch.randn_like(x0))
+        a, s = d.sqrt_acp[step].double(), d.sqrt_one_minus_acp[step].double()
+        log_w = Normal(a * levels, s).log_prob(xt.double().unsqueeze(-1))  # (..., k)
+        expected = (torch.softmax(log_w, -1) * levels).sum(-1)
+        got, eps = d.predict(lambda x, t: torch.zeros(3, 2 * k, 4, 4), xt, t)
+        assert torch.allclose(got.double(), expected, atol=1e-5), step
+        assert torch.allclose(eps, (xt - d.sqrt_acp[step] * got) / d.sqrt_one_minus_acp[step])
+        if step == 0:
+            assert torch.allclose(got, x0, atol=1e-5)
+    # the loss is the eps error of that x0 plus the level cross-entropy
+    t = torch.full((3,), 30, dtype=torch.long)
+    noise = torch.randn_like(x0)
+    zero = lambda x, t: torch.zeros(3, 2 * k, 4, 4)  # noqa: E731
+    xt = d.q_sample(x0, t, noise)
+    _, eps = d.predict(zero, xt, t)
+    mse = ((eps - noise) ** 2).flatten(1).mean(1)
+    assert torch.allclose(d.training_loss(zero, x0, t, noise, x_data), mse, rtol=1e-5)
+    a, s = d.sqrt_acp[30].double(), d.sqrt_one_minus_acp[30].double()
+    log_w = Normal(a * levels, s).log_prob(xt.double().unsqueeze(-1))
+    ce = -torch.log_softmax(log_w, -1).gather(-1, x_data.unsqueeze(-1)).squeeze(-1)
+    got = d.training_loss(zero, x0, t, noise, x_data, ce_weight=0.5)
+    assert torch.allclose(got.double(), mse.double() + 0.5 * ce.flatten(1).mean(1), rtol=1e-4)
