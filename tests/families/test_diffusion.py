@@ -16,6 +16,7 @@ from genbench.families.diffusion import (
     GaussianDiffusion,
     discretized_gaussian_log_likelihood,
 )
+from tests.families.helpers import fit
 
 SMALL_UNET = dict(channels=16, num_res_blocks=1, attention_resolutions=(4,), dropout=0.0)
 
@@ -27,18 +28,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _fit(module, dm, steps: int) -> None:
-    trainer = L.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=dm)
 
 
 def _bound_bpd(module, batch, t_samples: int | None, seed: int = 0) -> float:
@@ -191,7 +180,7 @@ def test_bound_decreases_on_moons():
     module = Diffusion(dm.spec, num_steps=100, lr=2e-3, ema_decay=0.99, points_hidden=64)
     batch = (dm.split("test")[0][:1000], None)
     before = _bound_bpd(module, batch, None)
-    _fit(module, dm, 300)
+    fit(module, dm, 300)
     after = _bound_bpd(module, batch, None)
     assert after < before - 1.0, (before, after)
     s = module.sample(100)
@@ -205,7 +194,7 @@ def test_digits_trains_beats_uniform_and_checkpoints_carry_ema():
     module = Diffusion(dm.spec, **kw)
     x, y = dm.split("test")
     before = _bound_bpd(module, (x, y), 20)
-    _fit(module, dm, 150)
+    fit(module, dm, 150)
     after = _bound_bpd(module, (x, y), 20)
     assert after < before and after < math.log2(17) - 0.3, (before, after)
     # The EMA weights are state (in the checkpoint), not parameters (not trained or counted).
