@@ -120,6 +120,24 @@ class HistogramBase:
         u = torch.rand(n, d, generator=generator, device=self.probs.device)
         return (idx + u) * (2 / k) - 1
 
+    def icdf(self, u: torch.Tensor) -> torch.Tensor:
+        """Per-dimension inverse CDF, (N, D) in [0, 1] -> (N, D) in [-1, 1]; differentiable in u.
+
+        Piecewise linear and monotone: uniform u gives exact draws from this density, and the
+        push-forward of exp(-E(icdf(u))) du is base(y) exp(-E(y)) dy.
+        """
+        k = self.num_levels
+        cdf = torch.cumsum(self.probs, 1)  # (D, K): upper edges
+        ut = u.T.contiguous()
+        idx = torch.searchsorted(cdf.contiguous(), ut.detach(), right=True).clamp(max=k - 1)
+        lower = torch.cat([torch.zeros_like(cdf[:, :1]), cdf[:, :-1]], 1).gather(1, idx)
+        frac = ((ut - lower) / self.probs.gather(1, idx)).clamp(0, 1)
+        return ((idx + frac) * (2 / k) - 1).T
+
+    def level_nll(self, x: torch.Tensor) -> torch.Tensor:
+        """Discrete NLL (nats) of levels x (N, D) in [0, K) under the per-dimension probs."""
+        return -torch.log(self.probs).gather(1, x.T).sum(0)
+
 
 def sigmoid_schedule(num_temps: int, delta: float = 4.0) -> torch.Tensor:
     """Inverse temperatures 0 = b_0 < ... < b_T = 1, dense at both ends (Grosse et al., 2013)."""
@@ -198,6 +216,31 @@ def ais_log_z(
     }
 
 
+def residual_ais_log_z(
+    energy_fn: EnergyFn,
+    base: HistogramBase,
+    num_chains: int,
+    num_temps: int,
+    step_sizes: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """AIS estimate of log Z_E = log E_{y ~ base}[exp(-E(y))] for p(y) = base(y) exp(-E(y)) / Z_E.
+
+    Runs `ais_log_z` in the base's uniform coordinates v in [-1, 1]^D, y = icdf((v + 1) / 2):
+    there the base is uniform and the target is exp(-E(y(v))), so the path anneals exp(-b E)
+    only; Z_E = (integral over v) / 2^D. Same keys as `ais_log_z`.
+    """
+    d = base.probs.shape[0]
+    uniform = HistogramBase(torch.ones(d, 1, device=base.probs.device))
+
+    def energy_v(v: torch.Tensor) -> torch.Tensor:
+        return energy_fn(base.icdf((v + 1) / 2))
+
+    out = ais_log_z(energy_v, uniform, num_chains, num_temps, step_sizes, generator=generator)
+    out["log_z"] -= d * math.log(2)
+    return out
+
+
 class EBM(GenerativeModule):
     family = "ebm"
     nll_kind = "estimate"
@@ -235,9 +278,11 @@ class EBM(GenerativeModule):
         s = self.spec
         if s.is_image:
             c, h, _ = s.shape
-            self.energy = ConvEnergy(c, h, hidden, spectral_norm)
+            # The residual energy: zero at init, so the model starts exactly at the base.
+            self.energy = ConvEnergy(c, h, hidden, spectral_norm, zero_init=True)
             self.step_size, self.noise = sgld_step_size, sgld_noise
-            # Per-pixel level counts of the training data (+1 smoothing): the AIS base.
+            # Per-pixel level counts of the training data (+1 smoothing): the base density q,
+            # fitted on the whole training split before the first step (on_fit_start).
             self.register_buffer("level_counts", torch.ones(s.num_dims, s.num_levels))
         else:
             self.energy = MLPEnergy(s.num_dims, points_hidden, 3, spectral_norm)
@@ -269,8 +314,34 @@ class EBM(GenerativeModule):
         return lo + u * (hi - lo)
 
     def flat_energy(self, y: torch.Tensor) -> torch.Tensor:
-        """E on flat (N, D) model-space inputs -> (N,)."""
+        """E on flat (N, D) data-space inputs -> (N,) (images: the residual energy E_theta)."""
         return self.energy(y.view(-1, *self.spec.shape))
+
+    def base(self) -> HistogramBase:
+        """Images: the per-pixel histogram base q of the dequantised training data."""
+        return HistogramBase(self.level_counts / self.level_counts.sum(1, keepdim=True))
+
+    def to_data(self, v: torch.Tensor) -> torch.Tensor:
+        """Chain coordinates -> data space: images y = q's inverse CDF of (v + 1) / 2; points v."""
+        return self.base().icdf((v + 1) / 2) if self.spec.is_image else v
+
+    def chain_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """The energy SGLD follows, in chain coordinates (uniform under the base for images)."""
+        return self.flat_energy(self.to_data(v))
+
+    def on_fit_start(self) -> None:
+        """Images: fit the base q on the whole training split (deterministic, so a resumed run
+        refits the same counts)."""
+        if not self.spec.is_image:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "split"):
+            raise RuntimeError("the EBM's image base needs a datamodule with .split('train')")
+        x = dm.split("train")[0].to(self.device).flatten(1)
+        counts = torch.nn.functional.one_hot(x, self.spec.num_levels).sum(0)
+        self.level_counts = 1.0 + counts.float()
+        self.replay = torch.empty(0, device=self.device)
+        self._log_z = {}
 
     def dequantize(self, x: torch.Tensor) -> torch.Tensor:
         """Images long (B, ...) -> flat (B, D) uniform in their bins of [-1, 1]; points flat."""
@@ -281,12 +352,13 @@ class EBM(GenerativeModule):
 
     def run_sgld(self, y: torch.Tensor, steps: int, generator=None) -> torch.Tensor:
         lo, hi = self.box()
-        return sgld(self.flat_energy, y, steps, self.step_size, self.noise, lo, hi, generator)
+        return sgld(self.chain_energy, y, steps, self.step_size, self.noise, lo, hi, generator)
 
     # --- GenerativeModule -----------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode(False), torch.enable_grad():
-            y = self.run_sgld(self.noise_like(n, generator), self.hparams.sample_steps, generator)
+            v = self.run_sgld(self.noise_like(n, generator), self.hparams.sample_steps, generator)
+            y = self.to_data(v).detach()
         if not self.spec.is_image:
             return y
         k = self.spec.num_levels
@@ -317,15 +389,15 @@ class EBM(GenerativeModule):
                     self.flat_energy, lo.double(), hi.double(), hp.quadrature_n, hp.quadrature_tol
                 )
             return {"log_z": log_z, "stderr": err}
-        probs = self.level_counts / self.level_counts.sum(1, keepdim=True)
-        base = HistogramBase(probs)
+        base = self.base()
         gen = torch.Generator(device=self.device).manual_seed(hp.ais_seed)
         chains, temps = (
             (hp.val_ais_chains, hp.val_ais_temps) if cheap else (hp.ais_chains, hp.ais_temps)
         )
         # A pilot run tunes the MALA step size per temperature; the main run keeps it fixed.
-        pilot = ais_log_z(self.flat_energy, base, hp.ais_pilot_chains, temps, generator=gen)
-        out = ais_log_z(self.flat_energy, base, chains, temps, pilot["step_sizes"], generator=gen)
+        e = self.flat_energy
+        pilot = residual_ais_log_z(e, base, hp.ais_pilot_chains, temps, generator=gen)
+        out = residual_ais_log_z(e, base, chains, temps, pilot["step_sizes"], generator=gen)
         return {k: out[k] for k in ("log_z", "stderr", "accept_rate")}
 
     def shared_nll_stderr_nats(self) -> float:
@@ -340,9 +412,10 @@ class EBM(GenerativeModule):
             inside = ((y >= lo) & (y <= hi)).all(1)
             e = self.flat_energy(y)
             return torch.where(inside, e + log_z, torch.full_like(e, math.inf))
-        k, s = self.spec.num_levels, self.hparams.nll_dequant_samples
+        s = self.hparams.nll_dequant_samples
+        # -log q(y) - D log(2/K) is the base's discrete NLL (q is constant on each bin).
         e = torch.stack([self.flat_energy(self.dequantize(x)) for _ in range(s)]).mean(0)
-        return e + log_z - self.spec.num_dims * math.log(2 / k)
+        return self.base().level_nll(x.flatten(1)) + e + log_z
 
     # --- training -------------------------------------------------------------------
     def _replay_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,14 +436,12 @@ class EBM(GenerativeModule):
             flat = x.float().flatten(1)
             self.data_lo = torch.minimum(self.data_lo, flat.min(0).values)
             self.data_hi = torch.maximum(self.data_hi, flat.max(0).values)
-            if self.spec.is_image:
-                self.level_counts += torch.nn.functional.one_hot(
-                    x.flatten(1), self.spec.num_levels
-                ).sum(0)
         y_pos = self.dequantize(x)
-        idx, y_neg = self._replay_batch(len(x))
-        y_neg = self.run_sgld(y_neg, hp.sgld_steps)
-        self.replay[idx] = y_neg
+        idx, v_neg = self._replay_batch(len(x))
+        v_neg = self.run_sgld(v_neg, hp.sgld_steps)
+        self.replay[idx] = v_neg
+        with torch.no_grad():
+            y_neg = self.to_data(v_neg)
 
         e_pos, e_neg = self.flat_energy(y_pos), self.flat_energy(y_neg)
         loss = e_pos.mean() - e_neg.mean() + hp.alpha * (e_pos**2 + e_neg**2).mean()
