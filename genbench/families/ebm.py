@@ -1,18 +1,25 @@
-"""Energy-based model p(y) = exp(-E(y)) / Z on a compact box, trained by contrastive divergence.
+"""Energy-based models on a compact box, trained by contrastive divergence.
+
+Points: p(y) = exp(-E(y)) / Z on the training data's bounding box widened by `points_margin`
+of its range on each side; log Z by midpoint quadrature on a grid (refined until two
+resolutions agree to `quadrature_tol`).
+
+Images: a residual EBM p(y) = q(y) exp(-E(y)) / Z_E on the dequantised cube [-1, 1]^D (bin k of
+K is [2k/K - 1, 2(k+1)/K - 1)), where q is the per-pixel histogram of the training split
+(normalised, fitted before the first step) and Z_E = E_q[exp(-E)]. The last layer of E starts
+at zero, so an untrained model is exactly q. Chains (SGLD negatives, sample(), AIS) run in q's
+uniform coordinates v in [-1, 1]^D, y = q^-1((v + 1) / 2) per pixel: uniform v are exact
+draws from q, and the target there is exp(-E(y(v))). NLL(x) is the dequantisation bound
+-log q_discrete(x) + E_u[E(y(x, u))] + log Z_E, with log Z_E from annealed importance sampling
+along exp(-b E) (a pilot run tunes the MALA step per temperature) and its standard error (delta
+method on the importance weights), which evaluation adds to nll_bpd_stderr. AIS
+under-estimates log Z when it has not converged (the NLL is then too low): tests/ and the
+report compare longer schedules. log Z is cached and invalidated by every training step.
 
 Training (IGEBM / JEM style, Du & Mordatch 2019; Grathwohl et al. 2020): negatives from SGLD
-chains started from a replay buffer (a fraction `reinit_prob` restarted from uniform noise),
-loss E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), gradient clipping.
-
-The model's support is a box, so exp(-E) is normalisable whatever the network does:
-images live in the dequantised cube [-1, 1]^D (bin k of K is [2k/K - 1, 2(k+1)/K - 1)), points
-in the training data's bounding box widened by `points_margin` of its range on each side.
-Likelihood ("estimate"): for points log Z by midpoint quadrature on a grid (refined until two
-resolutions agree to `quadrature_tol`); for images log Z by annealed importance sampling from a
-per-pixel histogram base fitted to the training data, and NLL(x) is the dequantisation bound
-E_u[E(y(x, u))] + log Z - D log(2/K). AIS gives log Z with a standard error (delta method on
-the importance weights); evaluation adds it to nll_bpd_stderr. log Z is cached on the module
-and invalidated by every training step.
+chains started from a replay buffer (a fraction `reinit_prob` restarted from the base / uniform
+noise), reflected at the faces of the box; loss E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2)
+(alpha keeps the energy small, which is also what keeps AIS accurate), gradient clipping.
 """
 
 from __future__ import annotations
@@ -47,9 +54,10 @@ def sgld(
     hi: torch.Tensor | float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """`steps` of y <- y - step_size dE/dy + noise N(0, I), clamped to [lo, hi] if given.
+    """`steps` of y <- y - step_size dE/dy + noise N(0, I), reflected into [lo, hi] if given.
 
-    noise=None is Langevin dynamics for exp(-E): noise = sqrt(2 step_size).
+    noise=None is Langevin dynamics for exp(-E): noise = sqrt(2 step_size). Reflection (not
+    clamping, which piles mass on the faces) keeps the uniform density invariant when E = 0.
     """
     noise = math.sqrt(2 * step_size) if noise is None else noise
     for _ in range(steps):
@@ -57,11 +65,17 @@ def sgld(
         eps = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         y = y.detach() - step_size * g + noise * eps
         if lo is not None:
-            y = torch.maximum(
-                torch.minimum(y, torch.as_tensor(hi, device=y.device)),
-                torch.as_tensor(lo, device=y.device),
+            y = reflect(
+                y, torch.as_tensor(lo, device=y.device), torch.as_tensor(hi, device=y.device)
             )
     return y.detach()
+
+
+def reflect(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Fold y back into [lo, hi] by reflection at the faces (any number of times)."""
+    w = hi - lo
+    z = torch.remainder(y - lo, 2 * w)
+    return lo + torch.where(z > w, 2 * w - z, z)
 
 
 def grid_log_z(
@@ -119,6 +133,24 @@ class HistogramBase:
         idx = torch.multinomial(self.probs, n, replacement=True, generator=generator).T  # (n, D)
         u = torch.rand(n, d, generator=generator, device=self.probs.device)
         return (idx + u) * (2 / k) - 1
+
+    def icdf(self, u: torch.Tensor) -> torch.Tensor:
+        """Per-dimension inverse CDF, (N, D) in [0, 1] -> (N, D) in [-1, 1]; differentiable in u.
+
+        Piecewise linear and monotone: uniform u gives exact draws from this density, and the
+        push-forward of exp(-E(icdf(u))) du is base(y) exp(-E(y)) dy.
+        """
+        k = self.num_levels
+        cdf = torch.cumsum(self.probs, 1)  # (D, K): upper edges
+        ut = u.T.contiguous()
+        idx = torch.searchsorted(cdf.contiguous(), ut.detach(), right=True).clamp(max=k - 1)
+        lower = torch.cat([torch.zeros_like(cdf[:, :1]), cdf[:, :-1]], 1).gather(1, idx)
+        frac = ((ut - lower) / self.probs.gather(1, idx)).clamp(0, 1)
+        return ((idx + frac) * (2 / k) - 1).T
+
+    def level_nll(self, x: torch.Tensor) -> torch.Tensor:
+        """Discrete NLL (nats) of levels x (N, D) in [0, K) under the per-dimension probs."""
+        return -torch.log(self.probs).gather(1, x.T).sum(0)
 
 
 def sigmoid_schedule(num_temps: int, delta: float = 4.0) -> torch.Tensor:
@@ -198,6 +230,33 @@ def ais_log_z(
     }
 
 
+def residual_ais_log_z(
+    energy_fn: EnergyFn,
+    base: HistogramBase,
+    num_chains: int,
+    num_temps: int,
+    step_sizes: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict:
+    """AIS estimate of log Z_E = log E_{y ~ base}[exp(-E(y))] for p(y) = base(y) exp(-E(y)) / Z_E.
+
+    Runs `ais_log_z` in the base's uniform coordinates v in [-1, 1]^D, y = icdf((v + 1) / 2):
+    there the base is uniform and the target is exp(-E(y(v))), so the path anneals exp(-b E)
+    only; Z_E = (integral over v) / 2^D. Same keys as `ais_log_z`. (MALA in y itself, with q's
+    jumps at bin edges in the Metropolis-Hastings ratio, gave far more spread log weights on a
+    trained digits model: 17 nats standard deviation against ~1 here.)
+    """
+    d = base.probs.shape[0]
+    uniform = HistogramBase(torch.ones(d, 1, device=base.probs.device))
+
+    def energy_v(v: torch.Tensor) -> torch.Tensor:
+        return energy_fn(base.icdf((v + 1) / 2))
+
+    out = ais_log_z(energy_v, uniform, num_chains, num_temps, step_sizes, generator=generator)
+    out["log_z"] -= d * math.log(2)
+    return out
+
+
 class EBM(GenerativeModule):
     family = "ebm"
     nll_kind = "estimate"
@@ -235,9 +294,11 @@ class EBM(GenerativeModule):
         s = self.spec
         if s.is_image:
             c, h, _ = s.shape
-            self.energy = ConvEnergy(c, h, hidden, spectral_norm)
+            # The residual energy: zero at init, so the model starts exactly at the base.
+            self.energy = ConvEnergy(c, h, hidden, spectral_norm, zero_init=True)
             self.step_size, self.noise = sgld_step_size, sgld_noise
-            # Per-pixel level counts of the training data (+1 smoothing): the AIS base.
+            # Per-pixel level counts of the training data (+1 smoothing): the base density q,
+            # fitted on the whole training split before the first step (on_fit_start).
             self.register_buffer("level_counts", torch.ones(s.num_dims, s.num_levels))
         else:
             self.energy = MLPEnergy(s.num_dims, points_hidden, 3, spectral_norm)
@@ -269,8 +330,38 @@ class EBM(GenerativeModule):
         return lo + u * (hi - lo)
 
     def flat_energy(self, y: torch.Tensor) -> torch.Tensor:
-        """E on flat (N, D) model-space inputs -> (N,)."""
+        """E on flat (N, D) data-space inputs -> (N,) (images: the residual energy E_theta)."""
         return self.energy(y.view(-1, *self.spec.shape))
+
+    def base(self) -> HistogramBase:
+        """Images: the per-pixel histogram base q of the dequantised training data."""
+        return HistogramBase(self.level_counts / self.level_counts.sum(1, keepdim=True))
+
+    def to_data(self, v: torch.Tensor) -> torch.Tensor:
+        """Chain coordinates -> data space: images y = q's inverse CDF of (v + 1) / 2; points v."""
+        return self.base().icdf((v + 1) / 2) if self.spec.is_image else v
+
+    def chain_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """The energy SGLD follows, in chain coordinates (uniform under the base for images)."""
+        return self.flat_energy(self.to_data(v))
+
+    def on_fit_start(self) -> None:
+        """Images: fit the base q on the whole training split (deterministic, so a resumed run
+        refits the same counts)."""
+        if not self.spec.is_image:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "split"):
+            raise RuntimeError("the EBM's image base needs a datamodule with .split('train')")
+        self.fit_base(dm.split("train")[0])
+
+    def fit_base(self, x: torch.Tensor) -> None:
+        """Images: q = per-pixel level frequencies of x (N, C, H, W) long, +1 smoothing."""
+        x = x.to(self.device).flatten(1)
+        counts = torch.nn.functional.one_hot(x, self.spec.num_levels).sum(0)
+        self.level_counts = 1.0 + counts.float()
+        self.replay = torch.empty(0, device=self.device)  # chain coordinates depend on q
+        self._log_z = {}
 
     def dequantize(self, x: torch.Tensor) -> torch.Tensor:
         """Images long (B, ...) -> flat (B, D) uniform in their bins of [-1, 1]; points flat."""
@@ -281,12 +372,13 @@ class EBM(GenerativeModule):
 
     def run_sgld(self, y: torch.Tensor, steps: int, generator=None) -> torch.Tensor:
         lo, hi = self.box()
-        return sgld(self.flat_energy, y, steps, self.step_size, self.noise, lo, hi, generator)
+        return sgld(self.chain_energy, y, steps, self.step_size, self.noise, lo, hi, generator)
 
     # --- GenerativeModule -----------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode(False), torch.enable_grad():
-            y = self.run_sgld(self.noise_like(n, generator), self.hparams.sample_steps, generator)
+            v = self.run_sgld(self.noise_like(n, generator), self.hparams.sample_steps, generator)
+            y = self.to_data(v).detach()
         if not self.spec.is_image:
             return y
         k = self.spec.num_levels
@@ -317,15 +409,15 @@ class EBM(GenerativeModule):
                     self.flat_energy, lo.double(), hi.double(), hp.quadrature_n, hp.quadrature_tol
                 )
             return {"log_z": log_z, "stderr": err}
-        probs = self.level_counts / self.level_counts.sum(1, keepdim=True)
-        base = HistogramBase(probs)
+        base = self.base()
         gen = torch.Generator(device=self.device).manual_seed(hp.ais_seed)
         chains, temps = (
             (hp.val_ais_chains, hp.val_ais_temps) if cheap else (hp.ais_chains, hp.ais_temps)
         )
         # A pilot run tunes the MALA step size per temperature; the main run keeps it fixed.
-        pilot = ais_log_z(self.flat_energy, base, hp.ais_pilot_chains, temps, generator=gen)
-        out = ais_log_z(self.flat_energy, base, chains, temps, pilot["step_sizes"], generator=gen)
+        e = self.flat_energy
+        pilot = residual_ais_log_z(e, base, hp.ais_pilot_chains, temps, generator=gen)
+        out = residual_ais_log_z(e, base, chains, temps, pilot["step_sizes"], generator=gen)
         return {k: out[k] for k in ("log_z", "stderr", "accept_rate")}
 
     def shared_nll_stderr_nats(self) -> float:
@@ -340,9 +432,10 @@ class EBM(GenerativeModule):
             inside = ((y >= lo) & (y <= hi)).all(1)
             e = self.flat_energy(y)
             return torch.where(inside, e + log_z, torch.full_like(e, math.inf))
-        k, s = self.spec.num_levels, self.hparams.nll_dequant_samples
+        s = self.hparams.nll_dequant_samples
+        # -log q(y) - D log(2/K) is the base's discrete NLL (q is constant on each bin).
         e = torch.stack([self.flat_energy(self.dequantize(x)) for _ in range(s)]).mean(0)
-        return e + log_z - self.spec.num_dims * math.log(2 / k)
+        return self.base().level_nll(x.flatten(1)) + e + log_z
 
     # --- training -------------------------------------------------------------------
     def _replay_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,14 +456,12 @@ class EBM(GenerativeModule):
             flat = x.float().flatten(1)
             self.data_lo = torch.minimum(self.data_lo, flat.min(0).values)
             self.data_hi = torch.maximum(self.data_hi, flat.max(0).values)
-            if self.spec.is_image:
-                self.level_counts += torch.nn.functional.one_hot(
-                    x.flatten(1), self.spec.num_levels
-                ).sum(0)
         y_pos = self.dequantize(x)
-        idx, y_neg = self._replay_batch(len(x))
-        y_neg = self.run_sgld(y_neg, hp.sgld_steps)
-        self.replay[idx] = y_neg
+        idx, v_neg = self._replay_batch(len(x))
+        v_neg = self.run_sgld(v_neg, hp.sgld_steps)
+        self.replay[idx] = v_neg
+        with torch.no_grad():
+            y_neg = self.to_data(v_neg)
 
         e_pos, e_neg = self.flat_energy(y_pos), self.flat_energy(y_neg)
         loss = e_pos.mean() - e_neg.mean() + hp.alpha * (e_pos**2 + e_neg**2).mean()

@@ -14,10 +14,17 @@ def _maybe_sn(module: nn.Module, on: bool) -> nn.Module:
 
 
 class ConvEnergy(nn.Module):
-    """(B, C, H, W) in [-1, 1] -> (B,) energy: stride-2 conv blocks with SiLU, then linear."""
+    """(B, C, H, W) in [-1, 1] -> (B,) energy: stride-2 conv blocks with SiLU, then linear.
+
+    zero_init (without spectral_norm) zeroes the last layer, so E == 0 until trained."""
 
     def __init__(
-        self, in_channels: int, image_size: int, hidden: int = 64, spectral_norm: bool = False
+        self,
+        in_channels: int,
+        image_size: int,
+        hidden: int = 64,
+        spectral_norm: bool = False,
+        zero_init: bool = False,
     ):
         super().__init__()
         n = num_halvings(image_size)
@@ -39,6 +46,9 @@ class ConvEnergy(nn.Module):
             nn.Flatten(),
             _maybe_sn(nn.Linear(ch * (image_size // 2**n) ** 2, 1), spectral_norm),
         ]
+        if zero_init and not spectral_norm:  # E == 0: a residual energy starts at its base
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from genbench.data import DigitsDataModule
 from genbench.evaluation.results import read_results
-from genbench.families.ebm import HistogramBase, ais_log_z, refined_grid_log_z, sgld
+from genbench.families.ebm import (
+    EBM,
+    HistogramBase,
+    ais_log_z,
+    refined_grid_log_z,
+    residual_ais_log_z,
+    sgld,
+)
 from genbench.run import run
 
 
@@ -73,6 +81,77 @@ def test_histogram_base_is_normalised():
     # The density factorises over dimensions.
     parts = sum(HistogramBase(probs[d : d + 1]).log_prob(s[:, d : d + 1]) for d in range(3))
     assert torch.allclose(base.log_prob(s), parts)
+
+
+def test_histogram_icdf_maps_uniform_to_the_base():
+    torch.manual_seed(0)
+    probs = torch.softmax(2 * torch.randn(4, 17), 1)
+    base = HistogramBase(probs)
+    u = torch.rand(100000, 4)
+    y = base.icdf(u)
+    assert y.min() >= -1 and y.max() <= 1
+    # Monotone in u, and the bin frequencies of icdf(uniform) are the probs (100000 draws:
+    # binomial standard deviation <= 0.0016).
+    order = u[:, 0].argsort()
+    assert (y[order, 0].diff() >= 0).all()
+    bins = ((y + 1) / 2 * 17).floor().long().clamp(0, 16)
+    freq = torch.stack([torch.bincount(bins[:, d], minlength=17) for d in range(4)]) / len(u)
+    assert (freq - probs).abs().max() < 0.008
+    # Within a bin the draws are uniform: the within-bin position has mean 1/2.
+    frac = (y + 1) / 2 * 17 - bins
+    assert abs(frac.mean().item() - 0.5) < 0.01
+
+
+def _separable_residual_log_z(base: HistogramBase, a: torch.Tensor, c: torch.Tensor) -> float:
+    """log E_q[exp(-sum_d a_d (y_d - c_d)^2)] for a factorised q: a sum of 1-D quadratures."""
+    g = -1 + (torch.arange(200000, dtype=torch.float64) + 0.5) * (2 / 200000)
+    total = 0.0
+    for d in range(len(a)):
+        q = HistogramBase(base.probs[d : d + 1].double()).log_prob(g[:, None]).exp()
+        integrand = q * torch.exp(-a[d].double() * (g - c[d].double()) ** 2)
+        total += math.log(integrand.mean().item() * 2)
+    return total
+
+
+def test_residual_ais_recovers_a_separable_quadratic_log_z_within_its_error():
+    torch.manual_seed(0)
+    dim = 8
+    base = HistogramBase(torch.softmax(torch.randn(dim, 17), 1))
+    a, c = torch.linspace(1, 4, dim), torch.linspace(-0.5, 0.5, dim)
+    exact = _separable_residual_log_z(base, a, c)
+    z_scores = []
+    for seed in range(3):
+        gen = torch.Generator().manual_seed(seed)
+        pilot = residual_ais_log_z(lambda y: (a * (y - c) ** 2).sum(1), base, 16, 200, None, gen)
+        out = residual_ais_log_z(
+            lambda y: (a * (y - c) ** 2).sum(1), base, 64, 200, pilot["step_sizes"], gen
+        )
+        assert out["stderr"] > 0 and 0.2 < out["accept_rate"] < 0.95
+        z_scores.append((out["log_z"] - exact) / out["stderr"])
+        assert abs(out["log_z"] - exact) < 4 * out["stderr"] + 0.05, (out, exact)
+    assert abs(sum(z_scores) / 3) < 4, z_scores
+
+
+def test_untrained_image_model_is_exactly_its_base():
+    dm = DigitsDataModule()
+    x_train, x_test = dm.split("train")[0], dm.split("test")[0][:64]
+    module = EBM(dm.spec, ais_chains=8, ais_temps=10, ais_pilot_chains=4, sample_steps=10)
+    module.fit_base(x_train)
+    # The base's discrete NLL, computed independently from the level frequencies.
+    k = dm.spec.num_levels
+    flat = x_train.flatten(1)
+    counts = torch.stack([torch.bincount(flat[:, d], minlength=k) for d in range(flat.shape[1])])
+    probs = (counts + 1.0) / (counts + 1.0).sum(1, keepdim=True)
+    base_nll = -torch.log(probs.gather(1, x_test.flatten(1).T)).sum(0)
+    with torch.inference_mode():
+        nll = module.nll((x_test, None))
+    assert module.log_z()["log_z"] == pytest.approx(0.0, abs=1e-4)  # float32 log q sums
+    assert torch.allclose(nll, base_nll, rtol=1e-5)
+    # Its samples are exact base draws: pixel means match the base's means.
+    with torch.inference_mode():
+        s = module.sample(2000, torch.Generator().manual_seed(0)).flatten(1).float()
+    levels = torch.arange(k, dtype=torch.float)
+    assert (s.mean(0) - probs @ levels).abs().max() < 0.5
 
 
 FAST_AIS = [
