@@ -12,8 +12,11 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+# Absolute, so the console scripts find the configs as well as `python -m` does.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 

@@ -8,8 +8,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+# Absolute, so the console scripts find the configs as well as `python -m` does.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="table")
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="table")
 def main(cfg: DictConfig) -> None:
     from genbench.reporting.collect import collect
     from genbench.reporting.table import aggregate, to_markdown, write_all

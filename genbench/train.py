@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+# Absolute, so the console scripts find the configs as well as `python -m` does.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
 log = logging.getLogger("genbench.train")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # Imported here so --help and --cfg stay fast.
     from genbench.evaluation.results import ResultsError

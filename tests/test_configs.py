@@ -67,3 +67,16 @@ def test_unknown_option_lists_valid_choices():
     assert out.returncode != 0
     assert "Could not find 'model/nope'" in out.stderr
     assert "Available options in 'model'" in out.stderr and "vae" in out.stderr
+
+
+def test_console_scripts_find_the_configs():
+    bin_dir = Path(sys.executable).parent
+    for script in ("genbench-train", "genbench-eval", "genbench-table"):
+        out = subprocess.run(
+            [str(bin_dir / script), "--cfg", "job"],
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, (script, out.stderr[-1000:])

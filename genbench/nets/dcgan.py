@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from genbench.nets.conv import num_halvings
-
-
-def _maybe_sn(module: nn.Module, on: bool) -> nn.Module:
-    return _sn(module) if on else module
+from genbench.nets.mlp import ScalarMLP, maybe_spectral_norm
 
 
 class DCGANGenerator(nn.Module):
@@ -56,19 +52,19 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         n = num_halvings(image_size)
         layers: list[nn.Module] = [
-            _maybe_sn(nn.Conv2d(in_channels, hidden, 3, padding=1), spectral_norm),
+            maybe_spectral_norm(nn.Conv2d(in_channels, hidden, 3, padding=1), spectral_norm),
             nn.LeakyReLU(0.2),
         ]
         ch = hidden
         for _ in range(n):
             layers += [
-                _maybe_sn(nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), spectral_norm),
+                maybe_spectral_norm(nn.Conv2d(ch, ch * 2, 4, stride=2, padding=1), spectral_norm),
                 nn.LeakyReLU(0.2),
             ]
             ch *= 2
         layers += [
             nn.Flatten(),
-            _maybe_sn(nn.Linear(ch * (image_size // 2**n) ** 2, 1), spectral_norm),
+            maybe_spectral_norm(nn.Linear(ch * (image_size // 2**n) ** 2, 1), spectral_norm),
         ]
         self.net = nn.Sequential(*layers)
 
@@ -76,18 +72,13 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class MLPDiscriminator(nn.Module):
-    """(B, D) -> (B,) for points; LeakyReLU hidden layers, optional spectral normalisation."""
+class MLPDiscriminator(ScalarMLP):
+    """(B, D) -> (B,) critic for points: LeakyReLU(0.2) hidden layers."""
 
     def __init__(self, dim: int, hidden: int = 128, layers: int = 3, spectral_norm: bool = False):
-        super().__init__()
-        mods: list[nn.Module] = []
-        d = dim
-        for _ in range(layers):
-            mods += [_maybe_sn(nn.Linear(d, hidden), spectral_norm), nn.LeakyReLU(0.2)]
-            d = hidden
-        mods.append(_maybe_sn(nn.Linear(d, 1), spectral_norm))
-        self.net = nn.Sequential(*mods)
+        super().__init__(dim, hidden, layers, spectral_norm, act=_LeakyReLU)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+
+class _LeakyReLU(nn.LeakyReLU):
+    def __init__(self):
+        super().__init__(0.2)

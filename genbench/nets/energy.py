@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from genbench.nets.conv import num_halvings
-
-
-def _maybe_sn(module: nn.Module, on: bool) -> nn.Module:
-    return _sn(module) if on else module
+from genbench.nets.mlp import ScalarMLP, maybe_spectral_norm
 
 
 class ConvEnergy(nn.Module):
@@ -29,22 +25,22 @@ class ConvEnergy(nn.Module):
         super().__init__()
         n = num_halvings(image_size)
         layers: list[nn.Module] = [
-            _maybe_sn(nn.Conv2d(in_channels, hidden, 3, padding=1), spectral_norm),
+            maybe_spectral_norm(nn.Conv2d(in_channels, hidden, 3, padding=1), spectral_norm),
             nn.SiLU(),
         ]
         ch = hidden
         for i in range(n):
             out = hidden * 2 ** min(i + 1, 2)
             layers += [
-                _maybe_sn(nn.Conv2d(ch, out, 4, stride=2, padding=1), spectral_norm),
+                maybe_spectral_norm(nn.Conv2d(ch, out, 4, stride=2, padding=1), spectral_norm),
                 nn.SiLU(),
-                _maybe_sn(nn.Conv2d(out, out, 3, padding=1), spectral_norm),
+                maybe_spectral_norm(nn.Conv2d(out, out, 3, padding=1), spectral_norm),
                 nn.SiLU(),
             ]
             ch = out
         layers += [
             nn.Flatten(),
-            _maybe_sn(nn.Linear(ch * (image_size // 2**n) ** 2, 1), spectral_norm),
+            maybe_spectral_norm(nn.Linear(ch * (image_size // 2**n) ** 2, 1), spectral_norm),
         ]
         if zero_init and not spectral_norm:  # E == 0: a residual energy starts at its base
             nn.init.zeros_(layers[-1].weight)
@@ -55,18 +51,8 @@ class ConvEnergy(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class MLPEnergy(nn.Module):
-    """(B, D) -> (B,) energy for points: SiLU hidden layers, optional spectral normalisation."""
+class MLPEnergy(ScalarMLP):
+    """(B, D) -> (B,) energy for points: SiLU hidden layers (smooth, for SGLD)."""
 
     def __init__(self, dim: int, hidden: int = 128, layers: int = 3, spectral_norm: bool = False):
-        super().__init__()
-        mods: list[nn.Module] = []
-        d = dim
-        for _ in range(layers):
-            mods += [_maybe_sn(nn.Linear(d, hidden), spectral_norm), nn.SiLU()]
-            d = hidden
-        mods.append(_maybe_sn(nn.Linear(d, 1), spectral_norm))
-        self.net = nn.Sequential(*mods)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        super().__init__(dim, hidden, layers, spectral_norm, act=nn.SiLU)

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 
 def mlp(
@@ -28,3 +29,33 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return torch.nn.functional.pad(emb, (0, dim % 2))
+
+
+def maybe_spectral_norm(module: nn.Module, on: bool) -> nn.Module:
+    return _spectral_norm(module) if on else module
+
+
+class ScalarMLP(nn.Module):
+    """(B, D) -> (B,): `layers` hidden layers of `act`, optional spectral normalisation.
+
+    The points critic of the GAN and the points energy of the EBM."""
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 128,
+        layers: int = 3,
+        spectral_norm: bool = False,
+        act: type[nn.Module] = nn.SiLU,
+    ):
+        super().__init__()
+        mods: list[nn.Module] = []
+        d = dim
+        for _ in range(layers):
+            mods += [maybe_spectral_norm(nn.Linear(d, hidden), spectral_norm), act()]
+            d = hidden
+        mods.append(maybe_spectral_norm(nn.Linear(d, 1), spectral_norm))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
