@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import lightning as L
 import numpy as np
@@ -104,11 +105,20 @@ def process_age_s() -> float:
 
 
 class FirstStepTimer(L.Callback):
-    """Records the time from process start to the first training step (`startup_s`)."""
+    """Start-up cost: process start -> first training step (`startup_s`, first run of a process
+    only: later jobs of a multirun share the process) and run start -> first step (`setup_s`)."""
+
+    _process_used = False
 
     def __init__(self):
+        self.created = time.perf_counter()
+        self.first_run_of_process = not FirstStepTimer._process_used
+        FirstStepTimer._process_used = True
         self.startup_s: float | None = None
+        self.setup_s: float | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.startup_s is None:
-            self.startup_s = process_age_s()
+        if self.setup_s is None:
+            self.setup_s = time.perf_counter() - self.created
+            if self.first_run_of_process:
+                self.startup_s = process_age_s()

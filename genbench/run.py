@@ -220,6 +220,7 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
     )
     timer = next(c for c in callbacks if isinstance(c, FirstStepTimer))
     record["startup_s"] = timer.startup_s  # process start -> first training step
+    record["setup_s"] = timer.setup_s  # this run's callbacks built -> first training step
     if ckpt_path is not None:
         record["resumed_from"] = str(ckpt_path)  # train_time_s counts this process only
 
