@@ -14,7 +14,14 @@ import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 
-from genbench.evaluation.extractors import Extractor, resolve_extractor, safe_name, tensor_hash
+from genbench.evaluation.extractors import (
+    Extractor,
+    build_classifier,
+    load_classifier,
+    resolve_extractor,
+    safe_name,
+    tensor_hash,
+)
 
 FIDELITY_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
 _FROM_TORCH_FIDELITY = {
@@ -149,7 +156,32 @@ def evaluate_fidelity(
         seed=seed,
         **metric_kwargs,
     )
+    if extractor.kind == "classifier":  # mode dropping, visible per class
+        metrics.update(class_coverage(generated, reference, extractor))
     return {**metrics, "fidelity_num_samples": num_samples, "fidelity_extractor": extractor.kind}
+
+
+@torch.no_grad()
+def class_coverage(generated: torch.Tensor, reference: torch.Tensor, extractor) -> dict:
+    """Samples per class as the evaluation classifier labels them, against the reference split.
+
+    class_counts: generated samples per predicted class; classes_covered: classes holding at
+    least 1% of the samples; class_kl: KL(generated class frequencies || reference's), in nats.
+    """
+    net, k = build_classifier(load_classifier(extractor.weights_path))
+
+    def freq(x: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat([net(c.float() / (k - 1))[1] for c in x.cpu().split(512)])
+        return torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+
+    gen, ref = freq(generated), freq(reference)
+    p, q = gen / gen.sum(), (ref + 0.5) / (ref + 0.5).sum()
+    kl = float((p[p > 0] * (p[p > 0] / q[p > 0]).log()).sum())
+    return {
+        "class_counts": [int(c) for c in gen],
+        "class_kl": kl,
+        "classes_covered": int((p >= 0.01).sum()),
+    }
 
 
 def real_data_floor(

@@ -270,3 +270,22 @@ def test_grayscale_levels_map_to_uint8_rgb():
     x = torch.tensor([0, 8, 16]).view(3, 1, 1, 1)
     out = ex.to_inception_input(x, 17)
     assert out.shape == (3, 3, 1, 1) and out[:, 0].flatten().tolist() == [0, 128, 255]
+
+
+def test_class_coverage_counts_match_direct_classification():
+    from genbench.data import DigitsDataModule
+    from genbench.evaluation.extractors import build_classifier, load_classifier, resolve_extractor
+    from genbench.evaluation.fidelity import class_coverage
+
+    dm = DigitsDataModule()
+    extractor = resolve_extractor(dm)
+    test = dm.split("test")[0]
+    net, k = build_classifier(load_classifier(extractor.weights_path))
+    with torch.no_grad():
+        direct = torch.bincount(net(test.float() / (k - 1))[1].argmax(1), minlength=10)
+    same = class_coverage(test, test, extractor)
+    assert same["class_counts"] == direct.tolist()
+    assert same["classes_covered"] == 10 and same["class_kl"] < 1e-3
+    collapsed = class_coverage(test[:1].repeat(300, 1, 1, 1), test, extractor)
+    assert collapsed["classes_covered"] == 1 and sum(collapsed["class_counts"]) == 300
+    assert collapsed["class_kl"] > 1.5  # about log(10): one class instead of ten
