@@ -26,6 +26,7 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check genbench tests scripts
 	$(BIN)/ruff format --check genbench tests scripts
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix genbench tests scripts

@@ -1,37 +1,170 @@
-"""Checks on the composed config that Hydra cannot make for us (types of numeric overrides)."""
+"""Typed schemas of the config groups (Hydra structured configs), resolvers, the family list.
+
+`register()` is the one place that registers them; the CLIs and the tests call it before Hydra
+composes a config. Each YAML file of the trainer, hardware, budget, eval and dataset groups
+starts from its schema (`- /schema/<group>@_here_: <name>` in its defaults), so Hydra refuses a
+key the schema does not have and a value of the wrong type, naming the key.
+"""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, OmegaConf
+
+# The top-level conf/ folder ships inside the package as genbench/conf (a link in the source
+# tree, real files in a wheel), so installed console scripts find it.
+CONF_PACKAGE = "pkg://genbench.conf"
 
 
-class ConfigError(ValueError):
-    """A config value of the wrong type or out of range."""
+@dataclass
+class TrainerSchema:
+    """The lightning.Trainer settings genbench composes (the budget group sets the length)."""
+
+    _target_: str = "lightning.Trainer"
+    accelerator: str = MISSING
+    devices: Any = MISSING  # int, list of ids or "auto"
+    strategy: str = MISSING
+    precision: str = MISSING
+    num_nodes: int = 1
+    check_val_every_n_epoch: int | None = None
+    log_every_n_steps: int = 25
+    limit_val_batches: Any = None  # int (batches) or float (fraction); null = all
+    gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1
+    num_sanity_val_steps: int | None = None
+    deterministic: bool = False
+    enable_model_summary: bool = False
 
 
-# key -> (accepted types, description); None is accepted where the default is null.
-NUMERIC_KEYS = {
-    "seed": (int, "an int"),
-    "trainer.max_steps": (int, "an int (-1 for no limit)"),
-    "trainer.val_check_interval": ((int, float), "an int (steps) or a float (fraction)"),
-    "trainer.log_every_n_steps": (int, "an int"),
-    "trainer.limit_val_batches": ((int, float), "an int or a float"),
-    "trainer.gradient_clip_val": ((int, float), "a number"),
-    "dataset.batch_size": (int, "an int"),
-    "dataset.eval_batch_size": (int, "an int"),
-    "eval.grid_samples": (int, "an int"),
-    "eval.throughput_samples": (int, "an int"),
-    "eval.throughput_batch_size": (int, "an int"),
+@dataclass
+class HardwareSchema:
+    accelerator: str = MISSING  # cpu | gpu
+    devices: Any = MISSING
+    strategy: str = MISSING  # auto | ddp
+    precision: str = MISSING  # 32-true | bf16-mixed | ...
+    num_nodes: int = 1
+    num_workers: int = 0  # data-loader worker processes
+    threads: int | None = None  # torch.set_num_threads; null = torch's default
+
+
+class BudgetKind(Enum):
+    flops = "flops"
+    steps = "steps"
+    time = "time"
+
+
+@dataclass
+class BudgetSchema:
+    """How long a run trains, and when it validates (validation is outside the budget)."""
+
+    kind: BudgetKind = MISSING
+    flops: float | None = None  # kind=flops: training FLOPs (forward + backward) in all
+    steps: int | None = None  # kind=steps: optimiser steps (Lightning's global_step)
+    max_time: str | None = None  # kind=time: "DD:HH:MM:SS" of training wall-clock
+    max_steps: int | None = None  # kind=time: a step cap as well (null = none)
+    validations: int = 10  # validation points, evenly spaced over the budget (flops, steps)
+    val_check_interval: int | None = None  # kind=time: validate every N batches
+    probe_batches: int = 2  # kind=flops: batches whose FLOPs are counted before training
+
+
+@dataclass
+class EvalSchema:
+    checkpoint: str = "best"  # best | last
+    nll: bool = True
+    nll_max_batches: int | None = None
+    sample_seed: int = 0
+    grid_samples: int = 64
+    throughput_samples: int = 512
+    throughput_batch_size: int = 256
+    throughput_warmup_batches: int = 1
+    fidelity: bool = True
+    num_samples: int = 1000
+    fidelity_batch_size: int = 256
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    isc_splits: int = 10
+    prc_neighborhood: int = 3
+    max_reference_samples: int | None = None
+    cache_dir: str = MISSING
+    inception_weights: str | None = None
+    inception_download: bool = True
+
+
+@dataclass
+class DatasetSchema:
+    _target_: str = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    num_workers: int = 0
+    shuffle_seed: int = 0
+    feature_extractor: str | None = None  # inception | classifier | coords
+
+
+@dataclass
+class Toy2DSchema(DatasetSchema):
+    name: str = MISSING
+    num_train: int = MISSING
+    num_val: int = MISSING
+    num_test: int = MISSING
+    seed: int = MISSING
+
+
+@dataclass
+class FilesDatasetSchema(DatasetSchema):
+    """MNIST, Fashion-MNIST, CIFAR-10: files under `root`; val = the last num_val of train."""
+
+    root: str = MISSING
+    download: bool = False
+    num_val: int = MISSING
+
+
+@dataclass
+class ImageFolderSchema(DatasetSchema):
+    root: str = MISSING
+    name: str = MISSING
+    image_size: int = MISSING
+    channels: int = MISSING
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    seed: int = MISSING
+
+
+SCHEMAS = {
+    "trainer": {"trainer": TrainerSchema},
+    "hardware": {"hardware": HardwareSchema},
+    "budget": {"budget": BudgetSchema},
+    "eval": {"eval": EvalSchema},
+    "dataset": {
+        "digits": DatasetSchema,
+        "toy2d": Toy2DSchema,
+        "files": FilesDatasetSchema,
+        "image_folder": ImageFolderSchema,
+    },
 }
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first key whose value has the wrong type."""
-    for key, (types, what) in NUMERIC_KEYS.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ConfigError(f"{key}={value!r} must be {what}")
-        if key.endswith(("batch_size", "max_steps")) and value == 0:
-            raise ConfigError(f"{key}=0 must be positive")
+def slug(text: str) -> str:
+    """A config choice as a file-name part: model=gan/hinge_sn -> gan-hinge_sn."""
+    return str(text).replace("/", "-")
+
+
+def register() -> None:
+    """Register the schemas (group schema/<group>) and resolvers; safe to call twice."""
+    cs = ConfigStore.instance()
+    for group, nodes in SCHEMAS.items():
+        for name, node in nodes.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+    if not OmegaConf.has_resolver("slug"):
+        OmegaConf.register_new_resolver("slug", slug)
+
+
+def model_options() -> list[str]:
+    """The model group's top-level options, i.e. the families a benchmark sweeps (variants live
+    in sub-folders, e.g. model=gan/hinge_sn). Needs an initialised Hydra (a composed config)."""
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(loader.get_group_options("model"))

@@ -12,12 +12,11 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-# Absolute, so the console scripts find the configs as well as `python -m` does.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from genbench.config import CONF_PACKAGE, register
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
-def main(cfg: DictConfig) -> None:
+@hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="eval")
+def _main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from genbench.evaluation.reevaluate import reevaluate_checkpoint, write_floor
@@ -35,6 +34,12 @@ def main(cfg: DictConfig) -> None:
         print(f"updated results.json of {cfg.ckpt}: {record['metrics']}")
     else:
         raise SystemExit("genbench-eval: give ckpt=PATH (re-evaluate a run) or floor=true")
+
+
+def main() -> None:
+    """The console script: register the config schemas, then let Hydra compose and run."""
+    register()
+    _main()
 
 
 if __name__ == "__main__":

@@ -9,107 +9,41 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.callbacks import DivergenceMonitor, FirstStepTimer, RNGStateCheckpoint
-from genbench.config import check_config
-from genbench.evaluation import results as res
+from genbench.core import results as res
+from genbench.core.checkpoints import load_checkpoint
 from genbench.evaluation.evaluate import count_params, evaluate
 from genbench.families.base import GenerativeModule
-from genbench.reporting.collect import RECORD_KEYS
+from genbench.families.build import build_model
+from genbench.training.budget import probe_flops, trainer_limits
+from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
+from genbench.training.checkpoints import BestCheckpoint
 
 log = logging.getLogger(__name__)
-
-
-def build_model(model_cfg: DictConfig, spec) -> GenerativeModule:
-    """Instantiate the model config for a data spec (the spec is passed as a keyword)."""
-    # Through a partial, so Hydra does not turn the DataSpec dataclass into a DictConfig.
-    module = instantiate(model_cfg, _partial_=True)(spec=spec)
-    if not isinstance(module, GenerativeModule):
-        raise TypeError(f"model _target_ {model_cfg._target_!r} is not a GenerativeModule")
-    return module
 
 
 def build_loggers(logger_cfg: DictConfig | None) -> list:
     return [instantiate(c) for c in (logger_cfg or {}).values() if c is not None]
 
 
-def build_callbacks(
-    cfg: DictConfig, module: GenerativeModule, out_dir: Path, has_logger: bool
-) -> list:
+def build_callbacks(callbacks_cfg: DictConfig | None, has_logger: bool) -> list[L.Callback]:
+    """Every non-null entry of the `callbacks` group (conf/callbacks/), instantiated."""
     callbacks = []
-    for c in (cfg.get("callbacks") or {}).values():
+    for c in (callbacks_cfg or {}).values():
         if c is None:
             continue
         cb = instantiate(c)
         if isinstance(cb, LearningRateMonitor) and not has_logger:
             continue  # Lightning refuses an LR monitor without a logger
         callbacks.append(cb)
-    ck_dir = out_dir / "checkpoints"
-    if module.checkpoint_monitor:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=ck_dir,
-                filename="best-{step}",
-                mode="min",
-                monitor=module.checkpoint_monitor,
-                save_top_k=1,
-            )
-        )
-    # last.ckpt at every epoch end (or every N steps): what a killed run resumes from. Epoch
-    # ends are where Lightning resumes exactly, so that is the default.
-    every_steps = cfg.checkpoint.every_n_train_steps
-    # (save_top_k=1 with no monitor keeps just the newest, under the fixed name last.ckpt;
-    # Lightning's save_last would only follow top-k saves.)
-    callbacks.append(
-        ModelCheckpoint(
-            dirpath=ck_dir,
-            filename="last",
-            save_top_k=1,
-            monitor=None,
-            enable_version_counter=False,
-            every_n_train_steps=every_steps,
-            every_n_epochs=None if every_steps else 1,
-            save_on_train_epoch_end=not every_steps,
-        )
-    )
-    callbacks += [DivergenceMonitor(), RNGStateCheckpoint(), FirstStepTimer()]
     return callbacks
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the configured model."""
-
-
-def load_checkpoint(path: str | Path, module: GenerativeModule | None = None) -> dict:
-    """Read a Lightning checkpoint; with `module`, check its weights fit. One-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated, not a zip/pickle, ...
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__})"
-        ) from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is not a Lightning checkpoint (no state_dict)"
-        )
-    if module is not None:
-        own, theirs = module.state_dict(), ckpt["state_dict"]
-        missing = sorted(set(own) - set(theirs))
-        unexpected = sorted(set(theirs) - set(own))
-        bad_shape = sorted(k for k in set(own) & set(theirs) if own[k].shape != theirs[k].shape)
-        if missing or unexpected or bad_shape:
-            example = (missing or unexpected or bad_shape)[0]
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} does not match {type(module).__name__}: "
-                f"{len(missing)} missing, {len(unexpected)} unexpected, {len(bad_shape)} "
-                f"mis-shaped tensors (e.g. {example!r})"
-            )
-    return ckpt
+def find(callbacks: list, kind: type):
+    """The first callback of type `kind`, or None when the config has none."""
+    return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, out_dir: Path) -> str | None:
@@ -155,7 +89,7 @@ def log_metrics(loggers: list, record: dict, samples_png: Path | None) -> None:
     for lg in loggers:
         lg.log_metrics({f"test/{k}": v for k, v in numeric.items()})
         if type(lg).__name__ == "WandbLogger":
-            ident = {k: record[k] for k in RECORD_KEYS}
+            ident = {k: record[k] for k in res.RECORD_KEYS}
             lg.experiment.summary.update({**numeric, **ident, "nll_kind": metrics["nll_kind"]})
             if samples_png is not None and samples_png.exists():
                 lg.log_image("samples", [str(samples_png)])
@@ -168,7 +102,6 @@ def run(cfg: DictConfig) -> dict:
     Any exception after the model is built is recorded as status "failed" (with a one-line
     error) in results.json before it propagates.
     """
-    check_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.hardware.get("threads"):
@@ -180,16 +113,37 @@ def run(cfg: DictConfig) -> dict:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
     if ckpt_path is not None:
         load_checkpoint(ckpt_path, module)  # fail early, in one line, on a bad checkpoint
+    cost = None
+    if cfg.budget.probe_batches > 0:
+        cost = probe_flops(
+            module,
+            lambda: instantiate(cfg.dataset),
+            cfg.budget.probe_batches,
+            cfg.hardware.accelerator,
+            cfg.hardware.precision,
+        )
+        L.seed_everything(cfg.seed, workers=True)  # the probe drew from the global RNG
+    limits = trainer_limits(cfg.budget, cost)
     loggers = build_loggers(cfg.get("logger"))
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    callbacks = build_callbacks(cfg, module, out_dir, bool(loggers))
+    callbacks = build_callbacks(cfg.get("callbacks"), bool(loggers))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out_dir)
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=str(out_dir),
+        **limits,
     )
     record = new_record(cfg, module)
+    if cost is not None:
+        record["budget"] = {
+            "flops_per_step": cost.flops_per_step,
+            "steps_per_batch": cost.steps_per_batch,
+            **{k: v for k, v in limits.items() if v is not None},
+        }
     try:
-        fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, out_dir)
+        fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost)
     except Exception as e:
         record.update(status="failed", error=one_line(e))
         raise
@@ -207,7 +161,7 @@ def run(cfg: DictConfig) -> dict:
     return record
 
 
-def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, out_dir):
+def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost):
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     m = record["metrics"]
@@ -217,21 +171,23 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
         params=count_params(module),
         train_time_s=time.perf_counter() - start,
         train_steps=trainer.global_step,
+        train_flops=None if cost is None else cost.flops_per_step * trainer.global_step,
     )
-    timer = next(c for c in callbacks if isinstance(c, FirstStepTimer))
-    record["startup_s"] = timer.startup_s  # process start -> first training step
-    record["setup_s"] = timer.setup_s  # this run's callbacks built -> first training step
+    timer = find(callbacks, FirstStepTimer)
+    if timer is not None:
+        record["startup_s"] = timer.startup_s  # process start -> first training step
+        record["setup_s"] = timer.setup_s  # this run's callbacks built -> first training step
     if ckpt_path is not None:
         record["resumed_from"] = str(ckpt_path)  # train_time_s counts this process only
 
-    divergence = next(c for c in callbacks if isinstance(c, DivergenceMonitor))
-    if divergence.diverged:
+    divergence = find(callbacks, DivergenceMonitor)
+    if divergence is not None and divergence.diverged:
         record.update(
             status="diverged", error=divergence.reason, diverged_at_step=divergence.diverged_at_step
         )
         log.warning("run diverged: %s", divergence.reason)
         return
-    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    best = find(callbacks, BestCheckpoint)
     record["evaluated_checkpoint"] = "last"
     if best is not None and best.best_model_score is not None:
         record["best_val"] = {"monitor": best.monitor, "value": float(best.best_model_score)}
@@ -239,7 +195,9 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
             state = load_checkpoint(best.best_model_path, module)
             module.load_state_dict(state["state_dict"])
             record["evaluated_checkpoint"] = Path(best.best_model_path).name
-    m.update(evaluate(module, datamodule, out_dir, **cfg.eval))
+    start = time.perf_counter()
+    m.update(evaluate(module, datamodule, Path(cfg.paths.output_dir), **cfg.eval))
+    m["eval_time_s"] = time.perf_counter() - start
     record["status"] = "completed"
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-# Absolute, so the console scripts find the configs as well as `python -m` does.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from genbench.config import CONF_PACKAGE, register
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="table")
-def main(cfg: DictConfig) -> None:
+@hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="table")
+def _main(cfg: DictConfig) -> None:
     from genbench.reporting.collect import collect
     from genbench.reporting.table import aggregate, to_markdown, write_all
 
@@ -27,6 +26,12 @@ def main(cfg: DictConfig) -> None:
     written = write_all(rows, Path(cfg.out_dir) if cfg.out_dir else default)
     print(to_markdown(rows))
     print("wrote: " + ", ".join(str(p) for p in written.values()))
+
+
+def main() -> None:
+    """The console script: register the config schemas, then let Hydra compose and run."""
+    register()
+    _main()
 
 
 if __name__ == "__main__":

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-# Absolute, so the console scripts find the configs as well as `python -m` does.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from genbench.config import CONF_PACKAGE, register
 
 log = logging.getLogger("genbench.train")
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+@hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="train")
+def _main(cfg: DictConfig) -> float | None:
     # Imported here so --help and --cfg stay fast.
-    from genbench.evaluation.results import ResultsError
-    from genbench.run import CheckpointError, run
+    from genbench.core.checkpoints import CheckpointError
+    from genbench.core.results import ResultsError
+    from genbench.run import run
 
     user_errors = (ValueError, FileNotFoundError, CheckpointError, ResultsError)
     try:
@@ -36,6 +35,12 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(1)
     # What an Optuna sweep minimises: the validation metric, so the test split stays unseen.
     return (record.get("best_val") or {}).get("value")
+
+
+def main() -> None:
+    """The console script: register the config schemas, then let Hydra compose and run."""
+    register()
+    _main()
 
 
 if __name__ == "__main__":

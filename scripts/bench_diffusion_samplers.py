@@ -10,19 +10,17 @@ way the evaluation stage does (throughput after warm-up; FID/KID/IS/PR against t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from genbench.core.checkpoints import load_checkpoint
+from genbench.data import DigitsDataModule
+from genbench.evaluation.fidelity import evaluate_fidelity
+from genbench.evaluation.throughput import measure_throughput
+from genbench.families.diffusion import Diffusion
 
-from genbench.data import DigitsDataModule  # noqa: E402
-from genbench.evaluation.fidelity import evaluate_fidelity  # noqa: E402
-from genbench.evaluation.throughput import measure_throughput  # noqa: E402
-from genbench.families.diffusion import Diffusion  # noqa: E402
-from genbench.run import load_checkpoint  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

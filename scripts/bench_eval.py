@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's genbench
 
 import torch
 from hydra.utils import instantiate
@@ -25,7 +22,7 @@ from omegaconf import OmegaConf
 
 from genbench.evaluation.fidelity import evaluate_fidelity, real_data_floor
 from genbench.evaluation.reevaluate import run_dir_of
-from genbench.run import build_model
+from genbench.families.build import build_model
 
 
 def main() -> None:

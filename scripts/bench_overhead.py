@@ -21,12 +21,11 @@ from pathlib import Path
 import lightning as L
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from genbench.data import DigitsDataModule
+from genbench.families.vae import VAE
+from genbench.training.callbacks import DivergenceMonitor, RNGStateCheckpoint
 
-from genbench.callbacks import DivergenceMonitor, RNGStateCheckpoint  # noqa: E402
-from genbench.data import DigitsDataModule  # noqa: E402
-from genbench.families.vae import VAE  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class StepClock(L.Callback):
@@ -99,7 +98,7 @@ def startup_s() -> float:
                 "trainer=fast",
                 "eval=fast",
                 "logger=none",
-                "callbacks=none",
+                "callbacks=quiet",
                 f"hydra.run.dir={d}",
             ],
             cwd=ROOT,

@@ -9,18 +9,16 @@ Weights are freshly initialised: sampling cost does not depend on training for a
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from genbench.evaluation.throughput import measure_throughput
+from genbench.families.build import build_model
 
-from genbench.evaluation.throughput import measure_throughput  # noqa: E402
-from genbench.run import build_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

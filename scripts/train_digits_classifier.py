@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's genbench
-
 from genbench.data import DigitsDataModule
 from genbench.evaluation.extractors import (
     ASSETS,

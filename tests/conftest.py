@@ -13,7 +13,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from genbench.config import register
+
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+register()  # the config schemas and resolvers, as the console scripts do
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -42,7 +45,7 @@ def fast_cfg(tmp_path):
     """A function: overrides -> a composed smoke-preset config writing under tmp_path."""
 
     def make(*overrides: str) -> DictConfig:
-        base = ["trainer=fast", "eval=fast", "logger=none", "callbacks=none"]
+        base = ["trainer=fast", "eval=fast", "logger=none", "callbacks=quiet"]
         return compose_config(base + list(overrides), tmp_path / "run")
 
     return make

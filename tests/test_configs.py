@@ -10,10 +10,14 @@ import pytest
 from hydra.utils import instantiate
 
 from genbench.families.base import GenerativeModule
-from genbench.run import build_model
+from genbench.families.build import build_model
+from genbench.training.budget import trainer_limits
 from tests.conftest import CONF_DIR, compose_config
 
-MODELS = sorted(p.stem for p in Path(CONF_DIR, "model").glob("*.yaml"))
+MODELS = sorted(
+    str(p.relative_to(Path(CONF_DIR, "model")).with_suffix(""))
+    for p in Path(CONF_DIR, "model").rglob("*.yaml")
+)
 DATASETS = sorted(p.stem for p in Path(CONF_DIR, "dataset").glob("*.yaml"))
 HARDWARE = sorted(p.stem for p in Path(CONF_DIR, "hardware").glob("*.yaml"))
 ROOT = Path(CONF_DIR).parent
@@ -42,8 +46,9 @@ def test_cpu_trainer_and_loggers_instantiate(tmp_path):
     cfg = compose_config(["logger=many", "hardware=cpu"], tmp_path)
     loggers = [instantiate(c) for c in cfg.logger.values()]
     assert {type(lg).__name__ for lg in loggers} == {"WandbLogger", "CSVLogger"}
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
-    assert trainer.max_steps == cfg.trainer.max_steps
+    limits = trainer_limits(compose_config(["budget=steps"], tmp_path).budget, None)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, **limits)
+    assert trainer.max_steps == 2000 and trainer.val_check_interval == 200
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -71,7 +71,7 @@ def test_ddp_cpu_run_end_to_end_rank_zero_writes(tmp_path):
             "eval.nll_max_batches=null",
             "eval.fidelity=false",
             "logger=csv",
-            "callbacks=none",
+            "callbacks=quiet",
             f"hydra.run.dir={tmp_path}",
         ],
         cwd=ROOT,

@@ -13,20 +13,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from genbench.evaluation.results import read_results
+from genbench.core.results import read_results
 from genbench.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s"}
+TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
 # A fixed-step budget whose checkpoints (every 15-step digits epoch) land on epoch ends.
 RESUMABLE = [
     "dataset=digits",
-    "trainer=steps",
-    "trainer.max_steps=75",
-    "trainer.val_check_interval=30",
+    "budget=steps",
+    "budget.steps=75",
+    "budget.validations=2",
+    "trainer.deterministic=true",
     "eval=fast",
     "logger=none",
-    "callbacks=none",
+    "callbacks=quiet",
 ]
 
 
@@ -101,7 +102,7 @@ def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
             "trainer=fast",
             "eval=fast",
             "logger=none",
-            "callbacks=none",
+            "callbacks=quiet",
             f"hydra.sweep.dir={tmp_path}",
         ]
     )
@@ -118,6 +119,12 @@ def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
     assert bad["metrics"]["nll_bpd"] is None  # no metrics from NaN weights
 
 
+def _hydra_refusal(proc: subprocess.CompletedProcess) -> list[str]:
+    """Hydra's own refusal: exit 1, first line names the override, nothing trained."""
+    assert proc.returncode != 0
+    return proc.stderr.strip().splitlines()
+
+
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("genbench-train: error:")]
@@ -126,15 +133,24 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
-    base = ["model=vae", "trainer=fast", "eval=fast", "logger=none", "callbacks=none"]
+    base = ["model=vae", "trainer=fast", "eval=fast", "logger=none", "callbacks=quiet"]
     good = tmp_path / "good"
     assert _cli([*base, f"hydra.run.dir={good}"]).returncode == 0
     results_before = (good / "results.json").read_bytes()
     last = good / "checkpoints" / "last.ckpt"
     ckpt_before = last.read_bytes()
 
-    msg = _one_line_error(_cli([*base, "trainer.max_steps=abc", f"hydra.run.dir={tmp_path}/a"]))
-    assert "trainer.max_steps='abc'" in msg and "int" in msg
+    lines = _hydra_refusal(_cli([*base, "budget.steps=abc", f"hydra.run.dir={tmp_path}/a"]))
+    assert lines[0] == "Error merging override budget.steps=abc", lines
+    assert "could not be converted to Integer" in lines[1]
+    lines = _hydra_refusal(_cli([*base, "trainer.max_step=5", f"hydra.run.dir={tmp_path}/a"]))
+    assert (
+        lines[0] == "Could not override 'trainer.max_step'."
+        and "not in 'TrainerSchema'" in lines[2]
+    )
+    lines = _hydra_refusal(_cli([*base, "budget.kind=bogus", f"hydra.run.dir={tmp_path}/a"]))
+    assert "Invalid value 'bogus', expected one of [flops, steps, time]" in lines[1]
+    assert not (tmp_path / "a").exists()  # refused before anything ran
 
     msg = _one_line_error(
         _cli(

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genbench.evaluation.results import METRIC_KEYS, read_results
+from genbench.core.results import METRIC_KEYS, read_results
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.run import run
 
@@ -62,7 +62,7 @@ def test_cli_single_run(tmp_path):
             "trainer=fast",
             "eval=fast",
             "logger=none",
-            "callbacks=none",
+            "callbacks=quiet",
             f"hydra.run.dir={tmp_path}",
         ],
         cwd=ROOT,

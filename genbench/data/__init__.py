@@ -1,3 +1,4 @@
+from genbench.core.spec import DataSpec
 from genbench.data.datamodules import (
     CIFAR10DataModule,
     DigitsDataModule,
@@ -7,7 +8,6 @@ from genbench.data.datamodules import (
     TensorDataModule,
     Toy2DDataModule,
 )
-from genbench.data.spec import DataSpec
 
 __all__ = [
     "CIFAR10DataModule",

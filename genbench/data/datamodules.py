@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.data.toy2d import sample_toy
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -135,9 +135,6 @@ class DigitsDataModule(TensorDataModule):
     """scikit-learn 8x8 digits, 17 levels; train/val/test = first 1000/next 350/last 447."""
 
     default_feature_extractor = "classifier"
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
 
     @property
     def spec(self) -> DataSpec:

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from genbench.evaluation.fidelity import evaluate_fidelity
+from genbench.evaluation.images import save_samples
 from genbench.evaluation.likelihood import evaluate_nll
 from genbench.evaluation.throughput import measure_throughput
-from genbench.reporting.samples import save_samples
 
 
 def count_params(module: torch.nn.Module) -> int:

@@ -8,9 +8,11 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from genbench.evaluation import results as res
+from genbench.core import results as res
+from genbench.core.checkpoints import load_checkpoint
 from genbench.evaluation.evaluate import evaluate
 from genbench.evaluation.fidelity import real_data_floor
+from genbench.families.build import build_model
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ def reevaluate_checkpoint(
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate, and
     update the run's results.json atomically (metrics not recomputed keep their old values)."""
-    from genbench.run import build_model, load_checkpoint
-
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.discrete import make_head
 from genbench.nets.masked import MADE, GatedPixelCNN

@@ -8,7 +8,7 @@ from typing import ClassVar
 import lightning as L
 import torch
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 
 NLL_KINDS = ("exact", "bound", "estimate", "none")
 

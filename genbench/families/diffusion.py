@@ -8,8 +8,8 @@ onto the grid, which removes most of the bound's small-t terms (on digits ~2.8 -
 
 `GaussianDiffusion` holds the process (schedules, q_sample, posterior, losses, bound terms,
 samplers) apart from the network, as in improved-diffusion. `Diffusion` is the
-GenerativeModule: a U-Net for images, a residual MLP for points, an EMA copy of the weights
-used for sampling and likelihoods.
+GenerativeModule: a U-Net for images, a residual MLP for points (the run's EMA callback averages
+the weights that sampling and likelihoods use).
 
 `nll` is the variational bound: prior KL at t=T, the KL terms of every step and a decoder at
 t=0 (discretized Gaussian over the K levels for images, a Gaussian density for points).
@@ -21,13 +21,12 @@ validation. Either way it is an upper bound on the NLL in expectation: nll_kind 
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import nn
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.unet import TimeMLP, UNet
 
@@ -371,15 +370,6 @@ class GaussianDiffusion(nn.Module):
 
 
 # --- the family -------------------------------------------------------------------------------
-def _params_to_buffers(module: nn.Module) -> nn.Module:
-    """Turn a module's parameters into buffers: an EMA copy is state, not something to train."""
-    for m in module.modules():
-        for name, p in list(m._parameters.items()):
-            del m._parameters[name]
-            m.register_buffer(name, None if p is None else p.detach().clone())
-    return module
-
-
 class Diffusion(GenerativeModule):
     family = "diffusion"
     nll_kind = "bound"
@@ -406,8 +396,6 @@ class Diffusion(GenerativeModule):
         dropout: float = 0.1,
         points_hidden: int = 256,
         points_blocks: int = 3,
-        ema_decay: float = 0.999,
-        use_ema: bool = True,
         lr: float = 2e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
@@ -441,20 +429,13 @@ class Diffusion(GenerativeModule):
             )
         else:
             self.net = TimeMLP(s.num_dims, points_hidden, points_blocks, dropout=0.0)
-        self.ema = _params_to_buffers(copy.deepcopy(self.net)).requires_grad_(False)
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-
-    @property
-    def eval_net(self) -> nn.Module:
-        """The network sampling and likelihoods use: the EMA copy unless use_ema is off."""
-        return self.ema if self.hparams.use_ema else self.net
 
     # --- the bound --------------------------------------------------------------------------
     def bound_terms(self, batch, t_samples: int | None = None) -> dict[str, torch.Tensor]:
         """GaussianDiffusion.bound_terms of a batch with the evaluation network, in nats."""
         x = self.data(batch)
         levels = self.spec.num_levels if self.spec.is_image else None
-        return self.diffusion.bound_terms(self.eval_net, self.to_unit(x), levels, x, t_samples)
+        return self.diffusion.bound_terms(self.net, self.to_unit(x), levels, x, t_samples)
 
     def nll(self, batch) -> torch.Tensor:
         return self.bound_terms(batch, self.hparams.nll_t_samples)["total"]
@@ -468,12 +449,10 @@ class Diffusion(GenerativeModule):
         shape = (n, *self.spec.shape)
         hp = self.hparams
         if hp.sampler == "ddpm":
-            x = self.diffusion.ddpm_sample(self.eval_net, shape, generator, self.device)
+            x = self.diffusion.ddpm_sample(self.net, shape, generator, self.device)
         else:
             steps = hp.sampling_steps or hp.num_steps
-            x = self.diffusion.ddim_sample(
-                self.eval_net, shape, steps, hp.eta, generator, self.device
-            )
+            x = self.diffusion.ddim_sample(self.net, shape, steps, hp.eta, generator, self.device)
         if not self.spec.is_image:
             return x
         k = self.spec.num_levels
@@ -499,17 +478,6 @@ class Diffusion(GenerativeModule):
         ).mean()
         self.log("train/loss", loss, batch_size=len(x0))
         return loss
-
-    @torch.no_grad()
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        # Warm-up of the decay (as in TF's ExponentialMovingAverage with num_updates) so the
-        # EMA is useful after a few hundred steps, not only after ~1/(1-decay).
-        n = self.ema_updates.item()
-        decay = min(self.hparams.ema_decay, (1 + n) / (10 + n))
-        names, params = zip(*self.net.named_parameters())
-        ema = [self.ema.get_buffer(name) for name in names]
-        torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
-        self.ema_updates += 1
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.energy import ConvEnergy, MLPEnergy
 
@@ -306,8 +306,9 @@ class EBM(GenerativeModule):
         # Training data's bounding box (points): defines the support; +-inf until data is seen.
         self.register_buffer("data_lo", torch.full((s.num_dims,), math.inf))
         self.register_buffer("data_hi", torch.full((s.num_dims,), -math.inf))
-        # The replay buffer is not checkpointed (it can be 100 MB); resume restarts it.
-        self.register_buffer("replay", torch.empty(0), persistent=False)
+        # The replay buffer is a plain tensor, not a registered buffer: it changes size (and
+        # the run's EMA keeps buffers in step with fixed shapes). Not checkpointed yet.
+        self.replay = torch.empty(0)
         self.diverged_reason: str | None = None
         self._log_z: dict[str, dict] = {}  # "test" and "val" (cheaper AIS) estimates
 

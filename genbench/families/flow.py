@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.flow_layers import AffineCoupling, MultiScaleFlow, PointFlow
 

@@ -2,18 +2,16 @@
 
 Losses: non-saturating (Goodfellow et al., 2014), hinge (Miyato et al., 2018) and WGAN-GP
 (Gulrajani et al., 2017). Training uses manual optimisation with `d_steps` discriminator
-updates per generator update; samples come from an exponential moving average (EMA) of the
-generator's weights, kept as buffers so checkpoints carry it and `params` counts G and D once.
+updates per generator update. Samples come from the generator's weights as the run leaves them
+(the run's EMA callback averages them, as for every family).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
-from genbench.data.spec import DataSpec
-from genbench.evaluation.modes import mode_coverage
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator
 from genbench.nets.mlp import mlp
@@ -65,9 +63,7 @@ class GAN(GenerativeModule):
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
-        ema_decay: float = 0.999,
         real_noise: bool = True,
-        mode_samples: int = 2500,
     ):
         super().__init__(spec)
         if loss not in LOSSES:
@@ -85,33 +81,7 @@ class GAN(GenerativeModule):
             self.latent_dim = points_latent_dim
             self.generator = mlp(points_latent_dim, s.num_dims, points_hidden)
             self.discriminator = MLPDiscriminator(s.num_dims, points_hidden, 3, spectral_norm)
-        # EMA of the generator's parameters (and a copy of its batch-norm statistics).
-        self._ema_names = {}
-        for name, t in self.generator.state_dict().items():
-            key = "ema__" + name.replace(".", "__")
-            self._ema_names[name] = key
-            self.register_buffer(key, t.detach().clone())
         self._d_updates = 0
-
-    # --- generator ------------------------------------------------------------------
-    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
-        """z (B, latent_dim) -> model-space output: images in [-1, 1], points in R^D."""
-        if not ema:
-            return self.generator(z)
-        state = {name: getattr(self, key) for name, key in self._ema_names.items()}
-        return functional_call(self.generator, state, (z,))
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        # Warm-up as in Tarvainen & Valpola (2017): early on the average follows the weights.
-        step = self._d_updates // self.hparams.d_steps
-        decay = min(self.hparams.ema_decay, (1 + step) / (10 + step))
-        for name, t in self.generator.state_dict().items():
-            ema = getattr(self, self._ema_names[name])
-            if t.dtype.is_floating_point:
-                ema.lerp_(t.detach(), 1 - decay)
-            else:
-                ema.copy_(t)
 
     # --- GenerativeModule -----------------------------------------------------------
     @torch.no_grad()
@@ -119,7 +89,7 @@ class GAN(GenerativeModule):
         z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         was_training = self.generator.training
         self.generator.eval()  # batch norm from running statistics
-        y = self.generate(z, ema=True)
+        y = self.generator(z)
         self.generator.train(was_training)
         if not self.spec.is_image:
             return y
@@ -162,18 +132,9 @@ class GAN(GenerativeModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
-            self.update_ema()
             logs["train/g_loss"] = g_loss.detach()
         self.log_dict(logs, batch_size=len(real))
         return d_loss.detach()
-
-    def on_validation_epoch_end(self) -> None:
-        if self.spec.name != "8gaussians":
-            return
-        # Samples per class on digits needs the evaluation classifier (not in this module).
-        cov = mode_coverage(self.sample(self.hparams.mode_samples))
-        self.log("val/modes_covered", float(cov["modes_covered"]), sync_dist=True)
-        self.log("val/high_quality_fraction", cov["high_quality_fraction"], sync_dist=True)
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.nets.conv import ConvDecoder, ConvEncoder
 from genbench.nets.discrete import make_head

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from genbench.evaluation.results import (
+from genbench.core.results import (
     METRIC_KEYS,
+    RECORD_KEYS,
     SCHEMA,
     ResultsError,
     read_results,
@@ -14,9 +15,6 @@ from genbench.evaluation.results import (
 )
 
 log = logging.getLogger(__name__)
-
-# Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
-RECORD_KEYS = ("status", "family", "model", "dataset", "seed")
 
 
 def from_folder(root: str | Path) -> tuple[list[dict], list[str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from genbench.evaluation.results import read_results
+from genbench.core.results import read_results
 from genbench.run import run
 
 ROOT = Path(__file__).resolve().parents[2]

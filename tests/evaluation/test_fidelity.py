@@ -11,8 +11,8 @@ from scipy import linalg
 from scipy.spatial.distance import cdist
 from scipy.special import log_softmax, softmax
 
+from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
-from genbench.data.spec import DataSpec
 from genbench.evaluation import extractors as ex
 from genbench.evaluation.fidelity import compute_fidelity, reference_cache_name
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from genbench.evaluation.results import (
+from genbench.core.results import (
     ResultsError,
     atomic_write_text,
     empty_metrics,

@@ -9,8 +9,8 @@ import lightning as L
 import pytest
 import torch
 
+from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, Toy2DDataModule
-from genbench.data.spec import DataSpec
 from genbench.families.arm import ARM
 from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from genbench.core.results import read_results
 from genbench.data import DigitsDataModule
-from genbench.evaluation.results import read_results
 from genbench.families.ebm import (
     EBM,
     HistogramBase,

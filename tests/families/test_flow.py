@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, Toy2DDataModule
-from genbench.data.spec import DataSpec
 from genbench.families.flow import Flow
 from genbench.nets.flow_layers import (
     ActNorm,

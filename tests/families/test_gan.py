@@ -8,9 +8,9 @@ import lightning as L
 import pytest
 import torch
 
+from genbench.core.results import read_results
 from genbench.data import DigitsDataModule, Toy2DDataModule
 from genbench.evaluation.modes import mode_coverage
-from genbench.evaluation.results import read_results
 from genbench.families.gan import GAN, LOSSES, gradient_penalty
 from genbench.nets.dcgan import MLPDiscriminator
 from genbench.run import run
@@ -55,16 +55,6 @@ def test_losses_train_on_digits_and_sample_levels(loss):
     s = module.sample(10)
     assert s.shape == (10, 1, 8, 8) and s.dtype == torch.long
     assert s.min() >= 0 and s.max() <= 16
-    # The EMA generator lives in the state dict (so checkpoints carry it), apart from G's own.
-    state = module.state_dict()
-    ema_keys = [k for k in state if k.startswith("ema__")]
-    assert len(ema_keys) == len(module.generator.state_dict())
-    w = module.generator.inp[0].weight
-    assert not torch.equal(state["ema__inp__0__weight"], w)
-    # params counts G and D once: the EMA copy is buffers, not parameters.
-    assert sum(p.numel() for p in module.parameters()) == sum(
-        p.numel() for p in module.generator.parameters()
-    ) + sum(p.numel() for p in module.discriminator.parameters())
 
 
 @pytest.mark.parametrize("dataset", ["digits", "moons"])

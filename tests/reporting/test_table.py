@@ -35,7 +35,7 @@ def sweep_dir(tmp_path_factory) -> Path:
             "trainer=fast",
             "eval=fast",
             "logger=wandb",
-            "callbacks=none",
+            "callbacks=quiet",
             "experiment_name=test_sweep",
             f"hydra.sweep.dir={out}",
         ],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.data.spec import DataSpec
+from genbench.core.spec import DataSpec
 
 
 def save_samples(

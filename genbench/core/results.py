@@ -7,13 +7,13 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from genbench.core.atomic import atomic_write_text
+
 SCHEMA = 1
 STATUSES = ("completed", "diverged", "failed")
-FAMILIES = ("gan", "vae", "arm", "diffusion", "ebm", "flow")
 METRIC_KEYS = (
     "nll_bpd",
     "nll_kind",
@@ -30,8 +30,12 @@ METRIC_KEYS = (
     "params",
     "train_time_s",
     "train_steps",
+    "train_flops",
+    "eval_time_s",
 )
 REQUIRED = ("schema", "status", "family", "model", "dataset", "seed", "metrics")
+# Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
+RECORD_KEYS = ("status", "family", "model", "dataset", "seed")
 
 
 class ResultsError(ValueError):
@@ -41,22 +45,6 @@ class ResultsError(ValueError):
 def empty_metrics() -> dict:
     """Every metric key, null: a metric not computed is null, never 0."""
     return dict.fromkeys(METRIC_KEYS)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder and os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def validate(record: dict, source: str = "results") -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import time
 
@@ -49,10 +48,6 @@ class DivergenceMonitor(L.Callback):
     @property
     def diverged(self) -> bool:
         return self.diverged_at_step is not None
-
-
-def finite_or_none(x: float | None) -> float | None:
-    return x if x is None or math.isfinite(x) else None
 
 
 class RNGStateCheckpoint(L.Callback):

@@ -1,0 +1,4 @@
+"""The bottom layer: the data spec, the results record and its schema, atomic writes, checkpoints.
+
+Nothing here imports another genbench layer (import-linter checks it: `make lint`).
+"""

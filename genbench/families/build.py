@@ -1,0 +1,18 @@
+"""Build a family's module from its model config."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from genbench.core.spec import DataSpec
+from genbench.families.base import GenerativeModule
+
+
+def build_model(model_cfg: DictConfig, spec: DataSpec) -> GenerativeModule:
+    """Instantiate the model config for a data spec (the spec is passed as a keyword)."""
+    # Through a partial, so Hydra does not turn the DataSpec dataclass into a DictConfig.
+    module = instantiate(model_cfg, _partial_=True)(spec=spec)
+    if not isinstance(module, GenerativeModule):
+        raise TypeError(f"model _target_ {model_cfg._target_!r} is not a GenerativeModule")
+    return module

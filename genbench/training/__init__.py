@@ -1,0 +1,1 @@
+"""Lightning callbacks every run composes (divergence, RNG state, timing, EMA, budgets)."""

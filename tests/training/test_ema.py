@@ -1,0 +1,63 @@
+"""The one EMA: Lightning's WeightAveraging with a warm-up decay, checked against a hand loop."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from genbench.training.ema import EMA
+
+DECAY = 0.9
+
+
+class Tiny(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 1)
+        self.register_buffer("seen", torch.zeros(()))
+        self.trajectory: list[torch.Tensor] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen += 1  # a buffer: follows the live model, not averaged
+        return ((self.lin(batch[0]) - 1) ** 2).mean()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.trajectory.append(torch.cat([p.detach().flatten() for p in self.parameters()]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_ema_matches_a_hand_computed_average_and_checkpoints_hold_it(tmp_path):
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.randn(40, 3)), batch_size=4)
+    module, ema = Tiny(), EMA(decay=DECAY)
+    trainer = L.Trainer(
+        max_steps=10,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ema, ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=10)],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, loader)
+    # Hand loop: first update copies; then lerp with rate 1 - min(decay, (1 + n) / (10 + n)).
+    avg = module.trajectory[0].clone()
+    for n, w in enumerate(module.trajectory[1:], start=1):
+        avg += (1 - min(DECAY, (1 + n) / (10 + n))) * (w - avg)
+    after = torch.cat([p.detach().flatten() for p in module.parameters()])
+    torch.testing.assert_close(after, avg)  # on_train_end leaves the average in the model
+    assert not torch.allclose(after, module.trajectory[-1])
+    assert module.seen.item() == 10  # buffers were not averaged
+
+    # A checkpoint written during training: state_dict = the average, the live weights beside.
+    ckpt = torch.load(tmp_path / "step=10.ckpt", weights_only=False)
+
+    def flat(state: dict) -> torch.Tensor:
+        return torch.cat([state[k].flatten() for k in ("lin.weight", "lin.bias")])
+
+    torch.testing.assert_close(flat(ckpt["state_dict"]), avg)
+    torch.testing.assert_close(flat(ckpt["current_model_state"]), module.trajectory[-1])
