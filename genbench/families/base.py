@@ -49,8 +49,22 @@ class GenerativeModule(L.LightningModule):
         raise NotImplementedError(f"{self.family} has nll_kind='none'")
 
     def sampling_cost(self) -> dict:
-        """{'nfe': network evaluations per sample, ...} for the configured sampler."""
+        """{'nfe': network evaluations per sample, 'sampler': its label, ...} for the configured
+        sampler; a forward pass counts one, a gradient step two (forward and backward)."""
         raise NotImplementedError
+
+    def configure_sampler(self, sampler: str, steps: int) -> None:
+        """Sample with `sampler` at `steps` steps from now on (quality-vs-compute curves).
+
+        Families with one fixed sampler keep the default, which refuses in one line."""
+        raise ValueError(
+            f"{self.family} has one sampler ({self.sampling_cost().get('sampler')}); "
+            f"sampler={sampler!r} steps={steps} does not apply"
+        )
+
+    def nll_diagnostics(self) -> dict:
+        """Extra results.json metrics about how the NLL was estimated (e.g. an AIS ladder)."""
+        return {}
 
     def shared_nll_stderr_nats(self) -> float:
         """Standard error (nats) of a term shared by every example's NLL, e.g. an AIS log Z.
