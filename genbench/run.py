@@ -67,7 +67,7 @@ def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
         "dataset": cfg.dataset_name,
         "seed": int(cfg.seed),
         "metrics": res.empty_metrics(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "versions": res.versions(),
         "device": None,
         "created": res.now_iso(),
@@ -126,7 +126,7 @@ def run(cfg: DictConfig) -> dict:
     limits = trainer_limits(cfg.budget, cost)
     loggers = build_loggers(cfg.get("logger"))
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     callbacks = build_callbacks(cfg.get("callbacks"), bool(loggers))
     trainer: L.Trainer = instantiate(
         cfg.trainer,

@@ -1,7 +1,12 @@
-"""genbench-table: collect runs, print the comparison table, write Markdown/CSV/LaTeX + plots."""
+"""genbench-table: collect runs, print the comparison table, write Markdown/CSV/LaTeX + plots.
+
+genbench-table source=outputs/benchmark/digits [out_dir=...] [compare=[arm,vae]]
+               [export_runs=docs/benchmark/digits/runs]
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,21 +15,62 @@ from omegaconf import DictConfig
 
 from genbench.config import CONF_PACKAGE, register
 
+# What export_runs copies of each run: small files only (no checkpoints, no W&B folders).
+EXPORTED = (
+    "results.json",
+    "floor.json",
+    "test_nll_bpd.npy",
+    "samples.png",
+    "nearest_neighbours.png",
+)
+
+
+def export_runs(source: Path, dest: Path) -> int:
+    """Copy every run's small files under `source` to the same relative place under `dest`."""
+    n = 0
+    for name in EXPORTED:
+        for f in source.rglob(name):
+            if dest in f.parents:
+                continue
+            target = dest / f.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            n += 1
+    return n
+
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="table")
 def _main(cfg: DictConfig) -> None:
     from genbench.reporting.collect import collect
+    from genbench.reporting.paired import paired_difference, to_text
     from genbench.reporting.table import aggregate, to_markdown, write_all
 
-    records, problems = collect(str(cfg.source))
+    source = str(cfg.source)
+    if cfg.export_runs:
+        if "://" in source:
+            sys.exit("genbench-table: export_runs needs a folder source, not " + source)
+        n = export_runs(Path(source), Path(cfg.export_runs))
+        print(f"exported {n} files to {cfg.export_runs}")
+        source = str(cfg.export_runs)  # the table is built from the copies, as a reader would
+    records, problems = collect(source)
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
     if not records:
-        sys.exit(f"genbench-table: no readable results under source={cfg.source!r}")
+        sys.exit(f"genbench-table: no readable results under source={source!r}")
     rows = aggregate(records)
-    default = Path(cfg.source) / "table" if "://" not in cfg.source else Path("outputs/table")
-    written = write_all(rows, Path(cfg.out_dir) if cfg.out_dir else default)
+    default = Path(source) / "table" if "://" not in source else Path("outputs/table")
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else default
+    written = write_all(rows, out_dir)
     print(to_markdown(rows))
+    if cfg.compare:
+        if len(cfg.compare) != 2:
+            sys.exit(f"genbench-table: compare={list(cfg.compare)} needs two model names")
+        try:
+            text = to_text(paired_difference(records, *map(str, cfg.compare)))
+        except ValueError as e:
+            sys.exit(f"genbench-table: {e}")
+        print(text)
+        (out_dir / "paired.txt").write_text(text)
     print("wrote: " + ", ".join(str(p) for p in written.values()))
 
 

@@ -41,6 +41,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dm = DigitsDataModule(eval_batch_size=100)
     result = evaluate_nll(PixelSumModel(dm.spec), dm.test_dataloader())
+    result["per_example_bpd"] = result["per_example_bpd"].tolist()
     if rank == 0:
         Path(out).write_text(json.dumps(result))
     dist.destroy_process_group()
@@ -55,6 +56,9 @@ def test_sharded_nll_reduces_to_single_process_value(tmp_path):
     both = json.loads(out.read_text())  # 447 examples: shards of 224 and 223
     assert abs(both["nll_bpd"] - single["nll_bpd"]) < 1e-9
     assert abs(both["nll_bpd_stderr"] - single["nll_bpd_stderr"]) < 1e-9
+    # Per-example values come back from both ranks in the test split's order.
+    assert len(both["per_example_bpd"]) == 447
+    assert both["per_example_bpd"] == single["per_example_bpd"].tolist()
 
 
 def test_ddp_cpu_run_end_to_end_rank_zero_writes(tmp_path):

@@ -90,18 +90,38 @@ def read_results(path: str | os.PathLike) -> dict:
     return validate(record, str(path))
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """Output of a git command run in this source tree, or None (no git, not a checkout)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, dirty): dirty = tracked files differ from the commit (untracked files don't
+    count); (None, None) outside a git checkout, e.g. from an installed wheel."""
+    commit = (_git("rev-parse", "HEAD") or "").strip() or None
+    if commit is None:
+        return None, None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return commit, None if status is None else bool(status.strip())
+
+
+def machine() -> str:
+    """The CPU model and core count, e.g. 'x86_64, AMD EPYC 7B13, 2 CPUs'."""
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model
+            )
+    except OSError:
+        pass
+    return f"{platform.machine()}, {model or 'unknown CPU'}, {os.cpu_count()} CPUs"
 
 
 def versions() -> dict:
@@ -111,13 +131,16 @@ def versions() -> dict:
 
     import genbench
 
+    commit, dirty = git_state()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "torch_fidelity": torch_fidelity.__version__,
         "genbench": genbench.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "machine": machine(),
     }
 
 

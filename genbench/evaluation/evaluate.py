@@ -8,7 +8,7 @@ import torch
 
 from genbench.evaluation.fidelity import evaluate_fidelity
 from genbench.evaluation.images import save_samples
-from genbench.evaluation.likelihood import evaluate_nll
+from genbench.evaluation.likelihood import PER_EXAMPLE_NLL, evaluate_nll, save_array
 from genbench.evaluation.throughput import measure_throughput
 
 
@@ -49,7 +49,11 @@ def evaluate(
     module.eval()
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
     if nll and module.nll_kind != "none":
-        metrics.update(evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches))
+        scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches)
+        per_example = scored.pop("per_example_bpd")
+        metrics.update(scored)
+        if out_dir is not None:  # for paired comparisons (genbench-table compare=...)
+            save_array(Path(out_dir) / PER_EXAMPLE_NLL, per_example.numpy())
     metrics.update(
         measure_throughput(
             module,

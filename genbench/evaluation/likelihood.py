@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from torchmetrics import Metric
+
+from genbench.core.atomic import atomic_write
+
+# Per-example test bits/dim, in the test split's order, saved beside results.json.
+PER_EXAMPLE_NLL = "test_nll_bpd.npy"
 
 
 def bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:
@@ -51,19 +57,47 @@ def shard_for_rank(loader: DataLoader) -> DataLoader:
     return DataLoader(subset, batch_size=loader.batch_size, shuffle=False)
 
 
+def save_array(path, values: np.ndarray) -> None:
+    """np.save, atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, values)
+
+    atomic_write(path, write)
+
+
+def _gather_in_order(values: torch.Tensor) -> torch.Tensor:
+    """Per-example values of this rank's shard (every world_size-th example) -> all, in order."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    shards: list = [None] * dist.get_world_size()
+    dist.all_gather_object(shards, values.cpu())
+    out = torch.empty(sum(len(v) for v in shards), dtype=values.dtype)
+    for rank, v in enumerate(shards):
+        out[rank :: len(shards)] = v
+    return out
+
+
 @torch.inference_mode()
-def evaluate_nll(module, loader, max_batches: int | None = None) -> dict[str, float]:
-    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches).
+def evaluate_nll(module, loader, max_batches: int | None = None) -> dict:
+    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches),
+    its standard error, and the per-example bits/dim (key "per_example_bpd", a float64 CPU
+    tensor in the loader's order: paired comparisons between families use it).
 
     Under DDP each rank scores its shard; the metric's sum states are all-reduced on compute.
     """
     metric = BitsPerDim(module.spec.num_dims).to(module.device)
+    per_example = []
     for i, (x, y) in enumerate(shard_for_rank(loader)):
         if max_batches is not None and i >= max_batches:
             break
-        metric.update(module.nll((x.to(module.device), y.to(module.device))))
+        nll = module.nll((x.to(module.device), y.to(module.device)))
+        metric.update(nll)
+        per_example.append(bits_per_dim(nll.detach().double().cpu(), module.spec.num_dims))
     out = metric.compute()
     # An error shared by all examples (e.g. an estimated log Z) does not average out.
     shared = bits_per_dim(torch.tensor(module.shared_nll_stderr_nats()), module.spec.num_dims)
     out["nll_bpd_stderr"] = math.sqrt(out["nll_bpd_stderr"] ** 2 + shared.item() ** 2)
+    out["per_example_bpd"] = _gather_in_order(torch.cat(per_example))
     return out

@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def from_folder(root: str | Path) -> tuple[list[dict], list[str]]:
-    """Every results.json under `root` (recursively): (records, one-line problems skipped)."""
+    """Every results.json (and real-data floor.json) under `root`, recursively: (records,
+    one-line problems skipped)."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"source={str(root)!r} does not exist")
     records, problems = [], []
-    for path in sorted(root.rglob("results.json")):
+    for path in sorted([*root.rglob("results.json"), *root.rglob("floor.json")]):
         try:
             rec = read_results(path)
         except ResultsError as e:

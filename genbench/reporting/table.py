@@ -1,4 +1,10 @@
-"""The comparison table: one row per family/model/data set, mean ± std over seeds."""
+"""The comparison table: one row per family/model/data set, mean ± std over seeds, each run's
+own uncertainty beside it, the real-data floor as a footer row, the protocol and provenance.
+
+A cell reads `mean ± std (±w)`: mean and standard deviation over the seeds' runs, and w the
+mean over runs of each run's own uncertainty (the standard error over test examples for
+bits/dim; the half-width of the 95% bootstrap interval over generated samples for FID and KID).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,69 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# (results.json key, column title, formatter)
-COLUMNS = [
-    ("nll_bpd", "bits/dim", "{:.3f}"),
-    ("fid", "FID", "{:.2f}"),
-    ("kid_mean", "KID", "{:.4f}"),
-    ("is_mean", "IS", "{:.2f}"),
-    ("precision", "precision", "{:.3f}"),
-    ("recall", "recall", "{:.3f}"),
-    ("samples_per_s", "samples/s", "{:.3g}"),
-    ("nfe", "NFE", "{:.0f}"),
-    ("params", "params", None),
-    ("train_time_s", "train time (s)", "{:.0f}"),
-]
 MISSING = "—"
+FLOOR_FAMILY = "real-data"  # genbench-eval floor=true records: train split vs test split
 
 
-def _params(v: float) -> str:
-    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
+@dataclass(frozen=True)
+class Column:
+    key: str  # results.json metrics key
+    title: str
+    fmt: str | None  # None: parameter count (k / M)
+    scale: float = 1.0  # displayed value = value * scale (KID x 10^3)
+    within: str | None = None  # per-run uncertainty: "<key>_stderr" value or "<key>_ci" [lo, hi]
+    optional: bool = False  # shown only when some row has a value
+
+
+COLUMNS = [
+    Column("params", "params", None),
+    Column("train_flops", "train FLOPs", "{:.2g}"),
+    Column("train_steps", "steps", "{:.0f}"),
+    Column("train_time_s", "train s", "{:.0f}"),
+    Column("nll_bpd", "bits/dim", "{:.3f}", within="nll_bpd_stderr"),
+    Column("fid", "FID", "{:.1f}", within="fid_ci"),
+    Column("kid_mean", "KID×10³", "{:.2f}", scale=1e3, within="kid_ci"),
+    Column("is_mean", "IS", "{:.2f}"),
+    Column("precision", "precision", "{:.3f}"),
+    Column("recall", "recall", "{:.3f}"),
+    Column("density", "density", "{:.3f}", optional=True),
+    Column("coverage", "coverage", "{:.3f}", optional=True),
+    Column("nn_copy_fraction", "copies", "{:.3f}", optional=True),
+    Column("ct_score", "C_T", "{:.2f}", optional=True),
+    Column("authenticity", "authentic", "{:.3f}", optional=True),
+    Column("samples_per_s", "samples/s", "{:.3g}"),
+    Column("nfe", "NFE", "{:.0f}"),
+]
+KIND_MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
 
 
 def _num(v) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
+
+
+def _within(metrics: dict, spec: str) -> float | None:
+    """A run's own uncertainty: a standard error, or the half-width of a [lo, hi] interval."""
+    v = metrics.get(spec)
+    if spec.endswith("_ci"):
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(_num(x) is not None for x in v):
+            return (v[1] - v[0]) / 2
+        return None
+    return _num(v)
+
+
+def _kind_label(done: list[dict]) -> str | None:
+    """'exact', 'bound', or 'estimate (AIS, biased low)' where an AIS ladder was reported."""
+    kind = next((r["metrics"].get("nll_kind") for r in done), None)
+    if kind == "estimate" and any(r["metrics"].get("log_z_ladder") for r in done):
+        kind = "estimate (AIS, biased low)"
+    return kind
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -43,9 +84,10 @@ def aggregate(records: list[dict]) -> list[dict]:
         groups[(r["family"], r["model"], r["dataset"])].append(r)
     rows = []
     for (family, model, dataset), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])
+        groups.items(), key=lambda kv: (kv[0][2], kv[0][0] == FLOOR_FAMILY, kv[0][0], kv[0][1])
     ):
         done = [r for r in runs if r["status"] == "completed"]
+        samplers = sorted({str(r["metrics"].get("sampler")) for r in done} - {"None"})
         row = {
             "family": family,
             "model": model,
@@ -54,66 +96,176 @@ def aggregate(records: list[dict]) -> list[dict]:
             "completed": len(done),
             "seeds": sorted({r["seed"] for r in done}),
             "status": ", ".join(sorted({r["status"] for r in runs})),
-            "nll_kind": next((r["metrics"].get("nll_kind") for r in done), None),
+            "nll_kind": _kind_label(done),
+            "log_z_unconverged": any(r["metrics"].get("log_z_converged") is False for r in done),
+            "sampler": ", ".join(samplers) or None,
             "paths": [r.get("_path") for r in done],
+            "records": done,
         }
-        for key, _, _ in COLUMNS:
-            vals = [v for v in (_num(r["metrics"].get(key)) for r in done) if v is not None]
-            row[f"{key}_mean"] = float(np.mean(vals)) if vals else None
-            row[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        for col in COLUMNS:
+            vals = [v for v in (_num(r["metrics"].get(col.key)) for r in done) if v is not None]
+            row[f"{col.key}_mean"] = float(np.mean(vals)) if vals else None
+            row[f"{col.key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+            if col.within:
+                w = [x for x in (_within(r["metrics"], col.within) for r in done) if x is not None]
+                row[f"{col.key}_within"] = float(np.mean(w)) if w else None
         rows.append(row)
     return rows
 
 
-def _cell(row: dict, key: str, fmt: str | None, pm: str = " ± ") -> str:
-    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+def _params(v: float) -> str:
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
+
+
+def _cell(row: dict, col: Column, pm: str = " ± ") -> str:
+    mean = row[f"{col.key}_mean"]
     if mean is None:
         return MISSING
-    f = _params if fmt is None else fmt.format
-    text = f(mean)
-    if key == "nll_bpd" and row["nll_kind"] not in (None, "exact"):
-        text += f" ({row['nll_kind']})"
-    return text + (f"{pm}{f(std)}" if std is not None else "")
+    f = _params if col.fmt is None else col.fmt.format
+    text = f(mean * col.scale)
+    std = row[f"{col.key}_std"]
+    if std is not None:
+        text += f"{pm}{f(std * col.scale)}"
+    within = row.get(f"{col.key}_within")
+    if within is not None:
+        text += f" ({pm.strip()}{f(within * col.scale)})"
+    if col.key == "nll_bpd" and row["nll_kind"] not in (None, "exact"):
+        text += f" {row['nll_kind']}" + ("†" if row["log_z_unconverged"] else "")
+    return text
 
 
-def header() -> list[str]:
-    return ["family", "model", "dataset", "runs"] + [title for _, title, _ in COLUMNS]
-
-
-def cells(row: dict, pm: str = " ± ") -> list[str]:
-    runs = f"{row['completed']}/{row['runs']}"
-    if row["completed"] < row["runs"]:
-        runs += f" ({row['status']})"
-    return [row["family"], row["model"], row["dataset"], runs] + [
-        _cell(row, key, fmt, pm) for key, _, fmt in COLUMNS
+def shown_columns(rows: list[dict]) -> list[Column]:
+    return [
+        c for c in COLUMNS if not c.optional or any(r[f"{c.key}_mean"] is not None for r in rows)
     ]
 
 
+def header(rows: list[dict]) -> list[str]:
+    return (
+        ["family", "model", "dataset", "seeds"]
+        + [c.title for c in shown_columns(rows)]
+        + ["sampler"]
+    )
+
+
+def cells(row: dict, columns: list[Column], pm: str = " ± ") -> list[str]:
+    if row["family"] == FLOOR_FAMILY:
+        runs = "—"
+    else:
+        runs = f"{row['completed']}/{row['runs']}"
+        if row["completed"] < row["runs"]:
+            runs += f" ({row['status']})"
+    label = "real data" if row["family"] == FLOOR_FAMILY else row["family"]
+    return (
+        [label, row["model"], row["dataset"], runs]
+        + [_cell(row, c, pm) for c in columns]
+        + [row["sampler"] or MISSING]
+    )
+
+
+def _distinct(values) -> str:
+    vals = sorted({str(v) for v in values if v is not None})
+    return ", ".join(vals) if vals else "unknown"
+
+
+def footer(rows: list[dict]) -> list[str]:
+    """The protocol and provenance the numbers come from, read from the records themselves."""
+    runs = [r for row in rows if row["family"] != FLOOR_FAMILY for r in row["records"]]
+    if not runs:
+        return []
+    cfgs = [r.get("config") or {} for r in runs]
+
+    def budget(c: dict) -> str:
+        b = c.get("budget") or {}
+        kind = b.get("kind")
+        if kind == "flops":
+            return f"{b.get('flops'):.3g} training FLOPs (forward + backward, PyTorch's counter)"
+        if kind == "steps":
+            return f"{b.get('steps')} optimiser steps"
+        if kind == "time":
+            return f"{b.get('max_time')} of wall-clock training (machine-dependent)"
+        return "unknown"
+
+    def ema(c: dict) -> str:
+        e = (c.get("callbacks") or {}).get("ema")
+        return f"EMA decay {e.get('decay')} (all families)" if e else "no EMA"
+
+    seeds = sorted({r["seed"] for r in runs})
+    versions = [r.get("versions") or {} for r in runs]
+    commits = {(v.get("git_commit") or "")[:10] or None: v.get("git_dirty") for v in versions}
+    commit_text = ", ".join(
+        f"{c} ({'dirty' if d else 'clean' if d is False else 'state unknown'})"
+        for c, d in sorted(commits.items(), key=lambda kv: str(kv[0]))
+    )
+    lines = [
+        f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
+        f"{_distinct((c.get('budget') or {}).get('validations') for c in cfgs)} times, evenly "
+        "spaced; the evaluated checkpoint: "
+        f"{_distinct((c.get('eval') or {}).get('checkpoint') for c in cfgs)} on the validation "
+        "split (bits/dim; FID for a family without a likelihood).",
+        f"Weights: {_distinct(ema(c) for c in cfgs)}. Seeds: {', '.join(map(str, seeds))}.",
+        f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
+        "generated samples vs the test split, features: "
+        f"{_distinct(r['metrics'].get('fidelity_extractor') for r in runs)}.",
+        "Cells: mean ± std over seeds (± each run's own uncertainty: the standard error over "
+        "test examples for bits/dim, the 95% bootstrap half-width over generated samples for "
+        "FID and KID). bits/dim of the discrete data; its kind follows the number.",
+        f"Provenance: genbench {commit_text}; torch {_distinct(v.get('torch') for v in versions)}"
+        f", lightning {_distinct(v.get('lightning') for v in versions)}, torch-fidelity "
+        f"{_distinct(v.get('torch_fidelity') for v in versions)}; machine "
+        f"{_distinct(v.get('machine') for v in versions)}; device "
+        f"{_distinct(r.get('device') for r in runs)}.",
+    ]
+    if any(row["log_z_unconverged"] for row in rows):
+        lines.append(
+            "†: the longest AIS schedule still moved the NLL by more than its standard error "
+            "from the next shorter one (metrics.log_z_ladder): the estimate may still be low."
+        )
+    return lines
+
+
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(header()) + " |", "|" + "---|" * len(header())]
-    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    cols = shown_columns(rows)
+    head = header(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells(r, cols)) + " |" for r in rows]
+    notes = footer(rows)
+    return (
+        "\n".join(lines)
+        + "\n"
+        + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
+    )
 
 
 def to_latex(rows: list[dict]) -> str:
     def esc(s: str) -> str:
-        return s.replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$")
+        return (
+            s.replace("_", r"\_")
+            .replace("%", r"\%")
+            .replace("±", r"$\pm$")
+            .replace("×10³", r"$\times 10^3$")
+            .replace("†", r"$^\dagger$")
+        )
 
+    cols = shown_columns(rows)
+    head = header(rows)
     out = [
-        r"\begin{tabular}{" + "lll" + "r" * (len(header()) - 3) + "}",
+        r"\begin{tabular}{" + "llll" + "r" * len(cols) + "l}",
         r"\toprule",
-        " & ".join(esc(h) for h in header()) + r" \\",
+        " & ".join(esc(h) for h in head) + r" \\",
         r"\midrule",
     ]
-    out += [" & ".join(esc(c) for c in cells(r)) + r" \\" for r in rows]
+    out += [" & ".join(esc(c) for c in cells(r, cols)) + r" \\" for r in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
+    out += [f"% {n}" for n in footer(rows)]
     return "\n".join(out) + "\n"
 
 
 def to_csv(rows: list[dict]) -> str:
-    """Machine-readable: mean and std columns per metric; empty cells where not computed."""
-    keys = ["family", "model", "dataset", "runs", "completed", "status", "nll_kind"]
-    keys += [f"{k}_{s}" for k, _, _ in COLUMNS for s in ("mean", "std")]
+    """Machine-readable: mean, std and per-run uncertainty per metric; empty where not computed."""
+    keys = ["family", "model", "dataset", "runs", "completed", "status", "nll_kind", "sampler"]
+    for c in COLUMNS:
+        keys += [f"{c.key}_mean", f"{c.key}_std"] + ([f"{c.key}_within"] if c.within else [])
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(keys)
@@ -122,33 +274,59 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _floor(rows: list[dict], key: str) -> float | None:
+    return next((r[f"{key}_mean"] for r in rows if r["family"] == FLOOR_FAMILY), None)
+
+
 def plot_quality_vs_speed(rows: list[dict], path: Path) -> Path | None:
-    """FID and bits/dim against samples/s (log scale), one point per row."""
+    """FID and bits/dim against samples/s (log x): error bars = std over seeds, marker = the
+    NLL's kind, the real-data FID floor as a dashed line; a legend instead of point labels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("fid_mean", "FID (lower is better)"), ("nll_bpd_mean", "bits/dim (lower is better)")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    models = [r for r in rows if r["family"] != FLOOR_FAMILY]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     plotted = 0
-    for ax, (key, label) in zip(axes, panels):
-        for i, r in enumerate(rows):
-            x, y = r["samples_per_s_mean"], r[key]
-            if x is None or y is None:
-                continue
-            ax.scatter(x, y, color=f"C{i % 10}", s=30)
-            ax.annotate(
-                f"{r['model']} ({r['dataset']})",
-                (x, y),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
+    for i, r in enumerate(models):
+        x = r["samples_per_s_mean"]
+        if x is None:
+            continue
+        color, label = f"C{i % 10}", f"{r['model']} ({r['dataset']})"
+        if r["fid_mean"] is not None:
+            axes[0].errorbar(
+                x,
+                r["fid_mean"],
+                yerr=r["fid_std"] or 0,
+                xerr=r["samples_per_s_std"] or 0,
+                fmt="o",
+                color=color,
+                capsize=3,
+                label=label,
             )
             plotted += 1
-        ax.set(xscale="log", xlabel="samples / s (log scale)", ylabel=label)
+        if r["nll_bpd_mean"] is not None:
+            kind = (r["nll_kind"] or "exact").split(" ")[0]
+            axes[1].errorbar(
+                x,
+                r["nll_bpd_mean"],
+                yerr=r["nll_bpd_std"] or 0,
+                fmt=KIND_MARKERS.get(kind, "o"),
+                color=color,
+                capsize=3,
+                label=f"{label}: {kind}",
+            )
+            plotted += 1
+    floor = _floor(rows, "fid")
+    if floor is not None:
+        axes[0].axhline(floor, ls="--", color="0.4", lw=1, label="real data (train vs test)")
+    for ax, title in zip(axes, ("FID (lower is better)", "bits/dim (lower is better)")):
+        ax.set(xscale="log", xlabel="samples / s (log scale)", ylabel=title)
         ax.grid(alpha=0.3)
-    fig.suptitle("Quality vs sampling speed")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Quality vs sampling speed (error bars: std over seeds)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -156,19 +334,78 @@ def plot_quality_vs_speed(rows: list[dict], path: Path) -> Path | None:
     return path if plotted else None
 
 
-def montage(rows: list[dict], path: Path) -> Path | None:
-    """Every row's samples.png (its first completed run) side by side, titled."""
+def curve_points(row: dict) -> dict[str, list[dict]]:
+    """Per sampler: [{nfe, fid, fid_lo, fid_hi, samples_per_s}] averaged over the row's seeds."""
+    acc: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for rec in row["records"]:
+        for p in rec["metrics"].get("curve") or []:
+            if _num(p.get("fid")) is not None and _num(p.get("nfe")) is not None:
+                acc[(str(p.get("sampler")).rsplit("-", 1)[0], int(p["nfe"]))].append(p)
+    out: dict[str, list[dict]] = defaultdict(list)
+    for (sampler, nfe), pts in sorted(acc.items()):
+        cis = [p["fid_ci"] for p in pts if isinstance(p.get("fid_ci"), (list, tuple))]
+        fid = float(np.mean([p["fid"] for p in pts]))
+        out[sampler].append(
+            {
+                "nfe": nfe,
+                "fid": fid,
+                "fid_lo": float(np.mean([c[0] for c in cis])) if cis else fid,
+                "fid_hi": float(np.mean([c[1] for c in cis])) if cis else fid,
+                "samples_per_s": float(np.mean([p.get("samples_per_s") or np.nan for p in pts])),
+            }
+        )
+    return out
+
+
+def plot_quality_vs_nfe(rows: list[dict], path: Path) -> Path | None:
+    """FID against NFE and against samples/s for every row with a curve (metrics.curve)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    items = [
-        (r, Path(p) / "samples.png")
-        for r in rows
-        for p in r["paths"][:1]
-        if p and (Path(p) / "samples.png").exists()
-    ]
+    curves = [(r, curve_points(r)) for r in rows if r["family"] != FLOOR_FAMILY]
+    curves = [(r, c) for r, c in curves if c]
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    styles = ["-", "--", ":", "-."]
+    for i, (r, by_sampler) in enumerate(curves):
+        for j, (sampler, pts) in enumerate(by_sampler.items()):
+            nfe = [p["nfe"] for p in pts]
+            fid = [p["fid"] for p in pts]
+            err = [[p["fid"] - p["fid_lo"] for p in pts], [p["fid_hi"] - p["fid"] for p in pts]]
+            kw = dict(color=f"C{i % 10}", ls=styles[j % 4], marker="o", capsize=3)
+            axes[0].errorbar(nfe, fid, yerr=err, label=f"{r['model']}: {sampler}", **kw)
+            axes[1].errorbar([p["samples_per_s"] for p in pts], fid, yerr=err, **kw)
+    floor = _floor(rows, "fid")
+    for ax, xlabel in zip(axes, ("network evaluations per sample (NFE)", "samples / s")):
+        if floor is not None:
+            ax.axhline(floor, ls="--", color="0.4", lw=1, label="real data")
+        ax.set(xscale="log", xlabel=xlabel + " (log scale)", ylabel="FID (lower is better)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Quality vs sampling compute (error bars: 95% bootstrap intervals)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def montage(rows: list[dict], path: Path) -> Path | None:
+    """Every row's samples.png (its first completed run) side by side, titled; a row's
+    nearest_neighbours.png (samples beside their nearest training images) below it, if any."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = []
+    for r in rows:
+        for p in r["paths"][:1]:
+            for name, what in (("samples.png", "samples"), ("nearest_neighbours.png", "vs train")):
+                if p and (Path(p) / name).exists():
+                    items.append((f"{r['model']} · {r['dataset']} · {what}", Path(p) / name))
     if not items:
         return None
     cols = min(len(items), 4)
@@ -176,9 +413,9 @@ def montage(rows: list[dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(nrows, cols, figsize=(3 * cols, 3.2 * nrows), dpi=110, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (r, png) in zip(axes.flat, items):
+    for ax, (title, png) in zip(axes.flat, items):
         ax.imshow(plt.imread(png))
-        ax.set_title(f"{r['model']} · {r['dataset']}", fontsize=9)
+        ax.set_title(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -186,7 +423,7 @@ def montage(rows: list[dict], path: Path) -> Path | None:
 
 
 def write_all(rows: list[dict], out_dir: Path) -> dict[str, Path]:
-    """Write table.md, table.csv, table.tex, quality_vs_speed.png, samples_montage.png."""
+    """Write table.md/.csv/.tex, quality_vs_speed.png, quality_vs_nfe.png, samples_montage.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in (
@@ -198,6 +435,7 @@ def write_all(rows: list[dict], out_dir: Path) -> dict[str, Path]:
         written[name] = out_dir / name
     for name, fn in (
         ("quality_vs_speed.png", plot_quality_vs_speed),
+        ("quality_vs_nfe.png", plot_quality_vs_nfe),
         ("samples_montage.png", montage),
     ):
         p = fn(rows, out_dir / name)

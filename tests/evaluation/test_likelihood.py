@@ -43,6 +43,8 @@ def test_uniform_model_scores_log2_k_over_whole_test_split():
     out = evaluate_nll(UniformImageModel(dm.spec), dm.test_dataloader())
     assert abs(out["nll_bpd"] - math.log2(17)) < 1e-6  # float32 NLLs
     assert out["nll_bpd_stderr"] < 1e-6
+    per = out["per_example_bpd"]
+    assert per.shape == (447,) and torch.allclose(per, torch.full_like(per, math.log2(17)))
 
 
 def test_metric_mean_and_stderr_match_direct_computation():

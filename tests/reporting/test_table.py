@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
+from genbench.core.results import read_results
 from genbench.reporting.collect import collect
+from genbench.reporting.paired import paired_difference
 from genbench.reporting.table import MISSING, aggregate, to_csv, to_latex, to_markdown, write_all
 from tests.conftest import compose_config
 
@@ -19,10 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SWEEP_MODELS = "vae,gan"  # two families: one with a likelihood, one without
 
 
-@pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory) -> Path:
-    """One real Hydra multirun: models x 2 seeds on moons, smoke budget, W&B offline."""
-    out = tmp_path_factory.mktemp("sweep")
+def _sweep(out: Path, logger: str) -> Path:
+    """One real Hydra multirun: models x 2 seeds on moons, a tiny FLOP budget."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -33,8 +33,10 @@ def sweep_dir(tmp_path_factory) -> Path:
             "seed=0,1",
             "dataset=moons",
             "trainer=fast",
+            "budget=flops",
+            "budget.flops=6e9",  # about 15 VAE batches, 28 GAN batches (56 optimiser steps)
             "eval=fast",
-            "logger=wandb",
+            f"logger={logger}",
             "callbacks=quiet",
             "experiment_name=test_sweep",
             f"hydra.sweep.dir={out}",
@@ -46,6 +48,29 @@ def sweep_dir(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    return _sweep(tmp_path_factory.mktemp("sweep"), "wandb")
+
+
+TIMINGS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
+
+
+def test_rerunning_the_sweep_gives_identical_metrics_and_equal_flops(sweep_dir, tmp_path):
+    """The FLOP budget makes a sweep reproducible bit for bit (timings aside), and every family
+    trains within one batch's FLOPs of the same budget."""
+    again = _sweep(tmp_path / "again", "none")
+    first = {p.parent.name: read_results(p) for p in sweep_dir.rglob("results.json")}
+    second = {p.parent.name: read_results(p) for p in again.rglob("results.json")}
+    assert first.keys() == second.keys() and len(first) == 4
+    for name, rec in first.items():
+        a = {k: v for k, v in rec["metrics"].items() if k not in TIMINGS}
+        b = {k: v for k, v in second[name]["metrics"].items() if k not in TIMINGS}
+        assert a == b, name
+        per_batch = rec["budget"]["flops_per_step"] * rec["budget"]["steps_per_batch"]
+        assert 0 <= rec["metrics"]["train_flops"] - 6e9 < per_batch, name
 
 
 def test_multirun_writes_one_results_file_per_job(sweep_dir):
@@ -79,6 +104,7 @@ def test_table_numbers_equal_results_files(sweep_dir):
     assert "\\pm" in to_latex(rows)
     csv_text = to_csv(rows)
     assert repr(rows[0]["nll_bpd_mean"]) in csv_text or str(rows[0]["nll_bpd_mean"]) in csv_text
+    assert "Seeds: 0, 1." in md and "EMA decay 0.999 (all families)" in md
     written = write_all(rows, sweep_dir / "table")
     assert {
         "table.md",
@@ -104,6 +130,7 @@ def test_wandb_offline_runs_give_the_same_table(sweep_dir):
         "samples_per_s_mean",
         "params_mean",
         "train_time_s_mean",
+        "train_flops_mean",
     ]
     for a, b in zip(from_files, from_wandb):
         for k in keys:
@@ -140,7 +167,11 @@ def test_table_cli_prints_table_and_reports_skips(sweep_dir, tmp_path):
     finally:
         (bad / "results.json").unlink()
     assert proc.returncode == 0, proc.stderr
-    assert "| family | model | dataset |" in proc.stdout
+    assert "| family | model | dataset | seeds |" in proc.stdout
+    assert (
+        "Provenance: genbench" in proc.stdout
+        and "Budget per run: 6e+09 training FLOPs" in proc.stdout
+    )
     assert "skipped:" in proc.stderr and "zz_bad" in proc.stderr
     assert (tmp_path / "table.md").exists()
 
@@ -171,3 +202,27 @@ def test_slurm_launcher_and_optuna_sweeper_compose_and_instantiate(tmp_path):
 def test_experiments_compose(name, tmp_path):
     cfg = compose_config([f"+experiment={name}"], tmp_path)
     assert cfg.experiment_name == name
+
+
+def test_paired_difference_equals_a_direct_computation(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.gamma(2.0, 1.0, size=300)  # per-example difficulty, shared by both models
+    records = []
+    for model, shift in (("a", 0.0), ("b", 0.05)):
+        for seed in (0, 1):
+            run = tmp_path / f"{model}{seed}"
+            run.mkdir()
+            np.save(run / "test_nll_bpd.npy", truth + shift + rng.normal(0, 0.01, 300))
+            records.append({"model": model, "seed": seed, "status": "completed", "_path": str(run)})
+    out = paired_difference(records, "a", "b")
+    for r in out["per_seed"]:
+        d = np.load(tmp_path / f"a{r['seed']}" / "test_nll_bpd.npy") - np.load(
+            tmp_path / f"b{r['seed']}" / "test_nll_bpd.npy"
+        )
+        half = 1.959963984540054 * d.std(ddof=1) / np.sqrt(len(d))
+        assert r["mean"] == pytest.approx(d.mean(), abs=1e-12)
+        assert r["ci"] == pytest.approx([d.mean() - half, d.mean() + half], abs=1e-12)
+        assert r["ci"][0] < -0.05 + 0.01 < 0 and r["ci"][1] < 0  # b is worse, and it shows
+    assert out["mean"] == pytest.approx(np.mean([r["mean"] for r in out["per_seed"]]))
+    with pytest.raises(ValueError, match="no completed runs of model 'c'"):
+        paired_difference(records, "a", "c")
