@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
 from genbench.evaluation.evaluate import count_params, evaluate
+from genbench.evaluation.labels import classify
 from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
 from genbench.training.budget import probe_flops, trainer_limits
@@ -74,11 +75,34 @@ def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
     }
 
 
-def log_metrics(loggers: list, record: dict, samples_png: Path | None) -> None:
+def flat_columns(cfg: DictConfig, module: GenerativeModule) -> dict:
+    """The config keys a dashboard slices by, as flat typed columns (W&B config, top level)."""
+    budget = cfg.budget
+    kind = budget.kind.value if hasattr(budget.kind, "value") else str(budget.kind)
+    value = {"flops": budget.flops, "steps": budget.steps, "time": budget.max_time}[kind]
+    ema = (cfg.get("callbacks") or {}).get("ema")
+    cost = module.sampling_cost()
+    return {
+        "family": module.family,
+        "model_name": cfg.model_name,
+        "dataset_name": cfg.dataset_name,
+        "experiment_name": cfg.experiment_name,
+        "seed": int(cfg.seed),
+        "budget_kind": kind,
+        "budget_value": value,
+        "sampler": str(cost.get("sampler")),
+        "nfe": cost.get("nfe"),
+        "ema_decay": float(ema.decay) if ema else 0.0,
+        "nll_kind": module.nll_kind,
+    }
+
+
+def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -> None:
     """Send the results metrics (same names as results.json) to every logger.
 
     The W&B summary also gets status/family/model/dataset/seed, so genbench-table can rebuild
-    the record from W&B alone.
+    the record from W&B alone; W&B also gets the samples and nearest-neighbour images, the
+    quality-vs-compute curve as points of curve/fid over curve/nfe, and `sample_table`.
     """
     metrics = record["metrics"]
     numeric = {
@@ -88,12 +112,39 @@ def log_metrics(loggers: list, record: dict, samples_png: Path | None) -> None:
     }
     for lg in loggers:
         lg.log_metrics({f"test/{k}": v for k, v in numeric.items()})
-        if type(lg).__name__ == "WandbLogger":
+        if is_wandb(lg):
+            run = lg.experiment
             ident = {k: record[k] for k in res.RECORD_KEYS}
-            lg.experiment.summary.update({**numeric, **ident, "nll_kind": metrics["nll_kind"]})
-            if samples_png is not None and samples_png.exists():
-                lg.log_image("samples", [str(samples_png)])
+            run.summary.update({**numeric, **ident, "nll_kind": metrics["nll_kind"]})
+            for key in ("samples", "nearest_neighbours"):
+                if (out_dir / f"{key}.png").exists():
+                    lg.log_image(key, [str(out_dir / f"{key}.png")])
+            run.define_metric("curve/*", step_metric="curve/nfe")
+            for point in metrics.get("curve") or []:
+                run.log({f"curve/{k}": v for k, v in point.items() if k in ("nfe", "fid")})
+            if sample_table is not None:
+                run.log({"sample_table": sample_table})
         lg.save()
+
+
+def wandb_sample_table(module: GenerativeModule, datamodule, cfg: DictConfig):
+    """A W&B Table of `eval.grid_samples` samples (those of samples.png) with the evaluation
+    classifier's label and confidence, so a dashboard can filter one class across families."""
+    import wandb
+
+    spec = module.spec
+    if not spec.is_image or cfg.eval.grid_samples <= 0:
+        return None
+    gen = torch.Generator(device=module.device).manual_seed(cfg.eval.sample_seed)
+    with torch.inference_mode():
+        samples = module.sample(cfg.eval.grid_samples, generator=gen).cpu()
+    labelled = classify(samples, datamodule, cfg.eval.cache_dir)
+    table = wandb.Table(columns=["sample", "label", "confidence", "family", "model", "seed"])
+    for i, x in enumerate(samples):
+        label, conf = (int(labelled[0][i]), float(labelled[1][i])) if labelled else (None, None)
+        image = wandb.Image((x.float() / (spec.num_levels - 1)).permute(1, 2, 0).numpy())
+        table.add_data(image, label, conf, module.family, cfg.model_name, int(cfg.seed))
+    return table
 
 
 def run(cfg: DictConfig) -> dict:
@@ -126,7 +177,8 @@ def run(cfg: DictConfig) -> dict:
     limits = trainer_limits(cfg.budget, cost)
     loggers = build_loggers(cfg.get("logger"))
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        lg.log_hyperparams({**config, **flat_columns(cfg, module)})
     callbacks = build_callbacks(cfg.get("callbacks"), bool(loggers))
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -150,8 +202,12 @@ def run(cfg: DictConfig) -> dict:
     finally:
         if trainer.is_global_zero:
             res.write_results(results_path(out_dir, record), record)
+            if record["status"] == "completed" and any(is_wandb(lg) for lg in loggers):
+                table = wandb_sample_table(module, datamodule, cfg)
+            else:
+                table = None
             if record["status"] != "failed":
-                log_metrics(loggers, record, out_dir / "samples.png")
+                log_metrics(loggers, record, out_dir, table)
             log.info(
                 "%s: %s",
                 record["status"],
@@ -218,8 +274,12 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
+def is_wandb(logger) -> bool:
+    return type(logger).__name__ == "WandbLogger"
+
+
 def _finish_wandb(loggers: list) -> None:
-    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+    if any(is_wandb(lg) for lg in loggers):
         import wandb
 
         wandb.finish()

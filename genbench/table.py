@@ -6,6 +6,8 @@ genbench-table source=outputs/benchmark/digits [out_dir=...] [compare=[arm,vae]]
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -44,6 +46,7 @@ def _main(cfg: DictConfig) -> None:
     from genbench.reporting.collect import collect
     from genbench.reporting.paired import paired_difference, to_text
     from genbench.reporting.table import aggregate, to_markdown, write_all
+    from genbench.reporting.wandb_report import publish, report_spec
 
     source = str(cfg.source)
     if cfg.export_runs:
@@ -71,6 +74,15 @@ def _main(cfg: DictConfig) -> None:
             sys.exit(f"genbench-table: {e}")
         print(text)
         (out_dir / "paired.txt").write_text(text)
+    if cfg.wandb_report:
+        spec = report_spec(rows, cfg.wandb_entity, cfg.wandb_project, cfg.wandb_report_title)
+        path = out_dir / "wandb_report.json"
+        path.write_text(json.dumps(spec, indent=2) + "\n")
+        written["wandb_report.json"] = path
+        if os.environ.get("WANDB_MODE") == "online":
+            print(f"W&B report: {publish(spec)}")
+        else:
+            print(f"W&B report spec -> {path} (publish: genbench-report {path})")
     print("wrote: " + ", ".join(str(p) for p in written.values()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -40,6 +41,13 @@ def test_run_writes_results_and_wandb_offline_summary(fast_cfg):
     assert wb["summary"]["nll_kind"] == "bound"
     assert set(wb["tags"]) == {"vae", "digits"} and wb["job_type"] == "train"
     assert wb["config"]["model"]["latent_dim"] == cfg.model.latent_dim
+    assert wb["config"]["family"] == "vae" and wb["config"]["budget_kind"] == "steps"
+    # The W&B Table of samples with the evaluation classifier's label and confidence.
+    (table_file,) = runs[0].rglob("sample_table_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["sample", "label", "confidence", "family", "model", "seed"]
+    assert len(table["data"]) == cfg.eval.grid_samples
+    assert all(0 <= row[1] <= 9 and 0 < row[2] <= 1 for row in table["data"])
 
 
 def test_run_on_points_with_csv_logger(fast_cfg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from genbench.core.results import read_results
 from genbench.reporting.collect import collect
 from genbench.reporting.paired import paired_difference
 from genbench.reporting.table import MISSING, aggregate, to_csv, to_latex, to_markdown, write_all
+from genbench.reporting.wandb_offline import read_offline_run
+from genbench.reporting.wandb_report import build_report
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,3 +229,59 @@ def test_paired_difference_equals_a_direct_computation(tmp_path):
     assert out["mean"] == pytest.approx(np.mean([r["mean"] for r in out["per_seed"]]))
     with pytest.raises(ValueError, match="no completed runs of model 'c'"):
         paired_difference(records, "a", "c")
+
+
+def test_offline_runs_carry_flat_columns_group_and_curves_names(sweep_dir):
+    for run_dir in sweep_dir.rglob("offline-run-*"):
+        run = read_offline_run(run_dir)
+        cfg = run["config"]
+        assert run["group"] == "test_sweep" and run["job_type"] == "train"
+        assert cfg["family"] in ("vae", "gan") and cfg["model_name"] == cfg["family"]
+        assert cfg["dataset_name"] == "moons" and cfg["seed"] in (0, 1)
+        assert cfg["budget_kind"] == "flops" and cfg["budget_value"] == 6e9
+        assert cfg["ema_decay"] == 0.999 and cfg["nfe"] == 1 and isinstance(cfg["sampler"], str)
+        assert cfg["nll_kind"] in ("bound", "none")
+
+
+def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_path):
+    import wandb_workspaces.reports.v2 as wr
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "genbench.table", f"source={sweep_dir}", f"out_dir={tmp_path}"]
+        + ["wandb_report=true", "wandb_entity=someone"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    spec = json.loads((tmp_path / "wandb_report.json").read_text())
+    assert spec["entity"] == "someone" and spec["project"]
+    assert spec["runset"]["filters"] == (
+        "Config('experiment_name') = 'test_sweep' and Config('dataset_name') = 'moons'"
+    )
+    assert spec["runset"]["groupby"] == ["config.family"]
+    panels = next(b["panels"] for b in spec["blocks"] if b["kind"] == "panels")
+    kinds = {
+        (p["kind"], p.get("x"), str(p.get("y") or p.get("metrics") or p.get("keys")))
+        for p in panels
+    }
+    assert ("scatter", "samples_per_s", "fid") in kinds
+    assert ("bar", None, "['nll_bpd']") in kinds
+    assert ("line", "curve/nfe", "['curve/fid']") in kinds
+    assert ("media", None, "['samples', 'nearest_neighbours']") in kinds
+    text = "\n".join(b.get("text", "") for b in spec["blocks"])
+    assert "Provenance: genbench" in text and "| vae | vae | moons |" in text
+    # The spec maps onto real wandb-workspaces objects (validated by its own classes; saving
+    # them needs a login, which `genbench-report` does).
+    report = build_report(spec)
+    assert isinstance(report, wr.Report) and report.entity == "someone"
+    grid = next(b for b in report.blocks if isinstance(b, wr.PanelGrid))
+    assert {type(p).__name__ for p in grid.panels} == {
+        "BarPlot",
+        "ScatterPlot",
+        "LinePlot",
+        "MediaBrowser",
+    }
+    assert grid.runsets[0].filters == spec["runset"]["filters"]
