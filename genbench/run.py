@@ -18,15 +18,26 @@ from genbench.evaluation.evaluate import count_params, evaluate
 from genbench.evaluation.labels import classify
 from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
+from genbench.jobs import plan_job, write_state
+from genbench.logs import quiet_library_logs
 from genbench.training.budget import probe_flops, trainer_limits
 from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
-from genbench.training.checkpoints import BestCheckpoint
+from genbench.training.checkpoints import AtomicCheckpointIO, BestCheckpoint
 
 log = logging.getLogger(__name__)
 
 
-def build_loggers(logger_cfg: DictConfig | None) -> list:
-    return [instantiate(c) for c in (logger_cfg or {}).values() if c is not None]
+def build_loggers(logger_cfg: DictConfig | None, wandb_id: str) -> list:
+    """The configured loggers; a W&B run keeps the job's id, so a resumed job continues it."""
+    loggers = []
+    for c in (logger_cfg or {}).values():
+        if c is None:
+            continue
+        if c.get("_target_", "").endswith("WandbLogger"):
+            loggers.append(instantiate(c, id=wandb_id, resume="allow"))
+        else:
+            loggers.append(instantiate(c))
+    return loggers
 
 
 def build_callbacks(callbacks_cfg: DictConfig | None, has_logger: bool) -> list[L.Callback]:
@@ -45,18 +56,6 @@ def build_callbacks(callbacks_cfg: DictConfig | None, has_logger: bool) -> list[
 def find(callbacks: list, kind: type):
     """The first callback of type `kind`, or None when the config has none."""
     return next((c for c in callbacks if isinstance(c, kind)), None)
-
-
-def resolve_ckpt_path(ckpt_path: str | None, out_dir: Path) -> str | None:
-    """'last' means this run folder's checkpoints/last.ckpt (a fresh start if there is none)."""
-    if ckpt_path != "last":
-        return ckpt_path
-    last = out_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        log.info("resuming from %s", last)
-        return str(last)
-    log.info("ckpt_path=last: no %s yet, starting fresh", last)
-    return None
 
 
 def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
@@ -153,15 +152,26 @@ def run(cfg: DictConfig) -> dict:
     Any exception after the model is built is recorded as status "failed" (with a one-line
     error) in results.json before it propagates.
     """
+    quiet_library_logs()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.hardware.get("threads"):
         torch.set_num_threads(int(cfg.hardware.threads))
     L.seed_everything(cfg.seed, workers=True)
 
+    plan = plan_job(cfg, out_dir)
+    if plan.action == "skip":
+        log.info("job %s: skipped (%s for this config)", out_dir.name, plan.record["status"])
+        return plan.record
+    log.info(
+        "job %s: %s",
+        out_dir.name,
+        f"resuming from {plan.ckpt_path}" if plan.ckpt_path else "starting",
+    )
+    write_state(out_dir, plan)
     datamodule = instantiate(cfg.dataset)
     module = build_model(cfg.model, datamodule.spec)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
+    ckpt_path = plan.ckpt_path
     if ckpt_path is not None:
         load_checkpoint(ckpt_path, module)  # fail early, in one line, on a bad checkpoint
     cost = None
@@ -175,7 +185,7 @@ def run(cfg: DictConfig) -> dict:
         )
         L.seed_everything(cfg.seed, workers=True)  # the probe drew from the global RNG
     limits = trainer_limits(cfg.budget, cost)
-    loggers = build_loggers(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), plan.wandb_id)
     for lg in loggers:
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         lg.log_hyperparams({**config, **flat_columns(cfg, module)})
@@ -185,9 +195,11 @@ def run(cfg: DictConfig) -> dict:
         logger=loggers or False,
         callbacks=callbacks,
         default_root_dir=str(out_dir),
+        plugins=[AtomicCheckpointIO()],
         **limits,
     )
     record = new_record(cfg, module)
+    record["config_hash"] = plan.config_hash
     if cost is not None:
         record["budget"] = {
             "flops_per_step": cost.flops_per_step,
@@ -219,7 +231,7 @@ def run(cfg: DictConfig) -> dict:
 
 def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost):
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     m = record["metrics"]
     record["device"] = res.device_name(module.device)
     m.update(

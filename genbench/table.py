@@ -43,7 +43,7 @@ def export_runs(source: Path, dest: Path) -> int:
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="table")
 def _main(cfg: DictConfig) -> None:
-    from genbench.reporting.collect import collect
+    from genbench.reporting.collect import collect, unfinished
     from genbench.reporting.paired import paired_difference, to_text
     from genbench.reporting.table import aggregate, to_markdown, write_all
     from genbench.reporting.wandb_report import publish, report_spec
@@ -61,10 +61,14 @@ def _main(cfg: DictConfig) -> None:
     if not records:
         sys.exit(f"genbench-table: no readable results under source={source!r}")
     rows = aggregate(records)
+    pending = unfinished(source) if "://" not in source else []
     default = Path(source) / "table" if "://" not in source else Path("outputs/table")
     out_dir = Path(cfg.out_dir) if cfg.out_dir else default
     written = write_all(rows, out_dir)
     print(to_markdown(rows))
+    if pending:
+        print(f"{len(pending)} job(s) started but not finished (rerun the sweep to complete):")
+        print("\n".join(f"  {p}" for p in pending))
     if cfg.compare:
         if len(cfg.compare) != 2:
             sys.exit(f"genbench-table: compare={list(cfg.compare)} needs two model names")

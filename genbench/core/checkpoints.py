@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -18,7 +20,18 @@ def load_checkpoint(path: str | Path, module: nn.Module | None = None) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only, so a checkpoint from elsewhere cannot
+        # run code when it is opened (a pickle naming any other global is refused).
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(
+            r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?(\S+)", str(e)
+        )
+        refused = found.group(1) if found else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds Python objects other than tensors and plain "
+            f"containers ({refused or 'unsupported global'}): refused"
+        ) from e
     except Exception as e:  # truncated, not a zip/pickle, ...
         raise CheckpointError(
             f"checkpoint {str(path)!r} is unreadable or corrupt ({type(e).__name__})"

@@ -24,18 +24,23 @@ Split = tuple[torch.Tensor, torch.Tensor]
 class EpochSeededSampler(Sampler[int]):
     """A random permutation per pass drawn from (seed, pass number) alone, not the global RNG.
 
-    The pass counter travels in checkpoints (TensorDataModule.state_dict), so a resumed run
-    sees exactly the batches an uninterrupted run would. (Lightning's set_epoch numbering
-    jumps by one when resuming from an epoch-end checkpoint, so it is not used.)
+    The pass counter and the position inside the pass travel in checkpoints
+    (TensorDataModule.state_dict), so a run resumed from an epoch-end or a mid-epoch checkpoint
+    sees exactly the batches an uninterrupted run would: `skip` drops the first examples of
+    the next pass only (those of the batches trained before the checkpoint). (Lightning's
+    set_epoch numbering jumps by one when resuming from an epoch-end checkpoint, so it is not
+    used.)
     """
 
-    def __init__(self, num_examples: int, seed: int = 0, passes: int = 0):
-        self.num_examples, self.seed, self.passes = num_examples, seed, passes
+    def __init__(self, num_examples: int, seed: int, passes: int = 0, skip: int = 0):
+        self.num_examples, self.seed, self.passes, self.skip = num_examples, seed, passes, skip
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.passes)
         self.passes += 1
-        return iter(torch.randperm(self.num_examples, generator=g).tolist())
+        order = torch.randperm(self.num_examples, generator=g).tolist()
+        skip, self.skip = self.skip, 0
+        return iter(order[skip:])
 
     def __len__(self) -> int:
         return self.num_examples
@@ -66,7 +71,8 @@ class TensorDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.splits: dict[str, Split] = {}
         self._sampler: EpochSeededSampler | None = None
-        self._passes = 0  # training passes already made (restored from a checkpoint)
+        self._passes = 0  # training passes begun before this one (restored from a checkpoint)
+        self._skip_batches = 0  # batches of that pass already trained (mid-epoch checkpoint)
 
     @property
     def spec(self) -> DataSpec:
@@ -99,7 +105,9 @@ class TensorDataModule(L.LightningDataModule):
         return self.splits[name]
 
     def _train_sampler(self, n: int) -> EpochSeededSampler:
-        self._sampler = EpochSeededSampler(n, self.shuffle_seed, passes=self._passes)
+        skip = self._skip_batches * self.batch_size
+        self._sampler = EpochSeededSampler(n, self.shuffle_seed, self._passes, skip)
+        self._skip_batches = 0
         return self._sampler
 
     def _loader(self, name: str, train: bool) -> DataLoader:
@@ -117,12 +125,28 @@ class TensorDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def state_dict(self) -> dict:
-        return {"train_passes": self._sampler.passes if self._sampler else self._passes}
+        """{"train_passes", "skip_batches"}: where the training stream stands. Mid-epoch (a
+        step checkpoint), the pass under way is to be redrawn and its first `skip_batches`
+        batches, already trained, skipped; at an epoch end the next pass starts afresh."""
+        if self._sampler is None:
+            return {"train_passes": self._passes, "skip_batches": self._skip_batches}
+        done = 0
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            # Batches of this epoch whose optimiser step is done (a step checkpoint is written
+            # in on_train_batch_end, after `processed` and before `completed` is counted).
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        per_pass = len(self._sampler) // self.batch_size  # drop_last batches
+        if 0 < done < per_pass:
+            return {"train_passes": self._sampler.passes - 1, "skip_batches": done}
+        return {"train_passes": self._sampler.passes, "skip_batches": 0}
 
     def load_state_dict(self, state: dict) -> None:
         self._passes = int(state.get("train_passes", 0))
+        self._skip_batches = int(state.get("skip_batches", 0))
         if self._sampler is not None:
             self._sampler.passes = self._passes
+            self._sampler.skip = self._skip_batches * self.batch_size
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", train=False)

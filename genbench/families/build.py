@@ -11,8 +11,9 @@ from genbench.families.base import GenerativeModule
 
 def build_model(model_cfg: DictConfig, spec: DataSpec) -> GenerativeModule:
     """Instantiate the model config for a data spec (the spec is passed as a keyword)."""
-    # Through a partial, so Hydra does not turn the DataSpec dataclass into a DictConfig.
-    module = instantiate(model_cfg, _partial_=True)(spec=spec)
+    # Through a partial, so Hydra does not turn the DataSpec dataclass into a DictConfig; plain
+    # containers (_convert_="all"), so checkpoints' hyper-parameters load with weights_only.
+    module = instantiate(model_cfg, _partial_=True, _convert_="all")(spec=spec)
     if not isinstance(module, GenerativeModule):
         raise TypeError(f"model _target_ {model_cfg._target_!r} is not a GenerativeModule")
     return module

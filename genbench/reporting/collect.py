@@ -35,6 +35,23 @@ def from_folder(root: str | Path) -> tuple[list[dict], list[str]]:
     return records, problems
 
 
+def unfinished(root: str | Path) -> list[str]:
+    """Job folders under `root` that started (run_state.json) but hold no final results.json:
+    what a rerun of the sweep will resume or run."""
+    out = []
+    for state in sorted(Path(root).rglob("run_state.json")):
+        try:
+            done = read_results(state.parent / "results.json")["status"] in (
+                "completed",
+                "diverged",
+            )
+        except ResultsError:
+            done = False
+        if not done and "superseded" not in state.parts:
+            out.append(str(state.parent))
+    return out
+
+
 def record_from_wandb(summary: dict, name: str = "") -> dict:
     """A results record rebuilt from a W&B run summary (as genbench logs it)."""
     rec = {k: summary.get(k) for k in RECORD_KEYS}

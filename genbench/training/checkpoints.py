@@ -1,8 +1,30 @@
-"""ModelCheckpoint for the best validation checkpoint, monitoring what the family selects on."""
+"""Checkpoints: the best one by the family's validation metric, and crash-safe writes."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from genbench.core.atomic import atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch.save checkpoints, written atomically (a temporary file, fsync,
+    os.replace), so a run killed mid-write never leaves a truncated checkpoint; the replaced
+    last.ckpt is kept as last.prev.ckpt, a fallback should last.ckpt ever be unreadable."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+
+        def write(tmp: str) -> None:
+            super(AtomicCheckpointIO, self).save_checkpoint(checkpoint, tmp, storage_options)
+            if path.name == "last.ckpt" and path.exists():
+                os.replace(path, path.with_name("last.prev.ckpt"))
+
+        atomic_write(path, write)
 
 
 class BestCheckpoint(ModelCheckpoint):
