@@ -121,6 +121,8 @@ class FilesDatasetSchema(DatasetSchema):
     root: str = MISSING
     download: bool = False
     num_val: int = MISSING
+    num_train: int | None = None  # MNIST-like: the first N training examples only (quick runs)
+    num_test: int | None = None  # MNIST-like: the first N test examples only
 
 
 @dataclass

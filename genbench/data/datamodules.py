@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from genbench.core.spec import DataSpec
+from genbench.data.idx import read_images_and_labels
 from genbench.data.toy2d import sample_toy
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -215,11 +216,25 @@ def _missing(name: str, root: str | os.PathLike, detail: str) -> FileNotFoundErr
     )
 
 
+def _subsets(splits: dict[str, Split], num_train: int | None, num_test: int | None):
+    """The first num_train training / num_test test examples (file order), where set."""
+    for split, n in (("train", num_train), ("test", num_test)):
+        if n is not None:
+            x, y = splits[split]
+            if not 0 < n <= len(x):
+                raise ValueError(f"dataset.num_{split}={n} must be in [1, {len(x)}]")
+            splits[split] = (x[:n], y[:n])
+    return splits
+
+
 def _train_val(x: torch.Tensor, y: torch.Tensor, num_val: int) -> dict[str, Split]:
     """The last `num_val` training examples are the validation split (no shuffling)."""
     if not 0 < num_val < len(x):
         raise ValueError(f"num_val={num_val} must be in (0, {len(x)})")
     return {"train": (x[:-num_val], y[:-num_val]), "val": (x[-num_val:], y[-num_val:])}
+
+
+IDX = (("images", 3), ("labels", 1))  # the idx files of a split, as torchvision names them
 
 
 class MNISTDataModule(TensorDataModule):
@@ -229,9 +244,19 @@ class MNISTDataModule(TensorDataModule):
     folder = "MNIST"
     default_feature_extractor = "classifier"
 
-    def __init__(self, root: str = "data", download: bool = False, num_val: int = 5000, **kwargs):
+    def __init__(
+        self,
+        root: str,
+        download: bool,
+        num_val: int,
+        num_train: int | None = None,
+        num_test: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.root, self.download, self.num_val = str(root), download, num_val
+        # Optional subsets (the first examples of each split, in file order): quick runs, tests.
+        self.num_train, self.num_test = num_train, num_test
 
     @property
     def spec(self) -> DataSpec:
@@ -248,16 +273,17 @@ class MNISTDataModule(TensorDataModule):
                 self._dataset_class()(self.root, train=train, download=True)
 
     def load_splits(self) -> dict[str, Split]:
-        cls = self._dataset_class()
+        if self.download:
+            self.prepare_data()
         raw = Path(self.root) / self.folder / "raw"
-        try:
-            train = cls(self.root, train=True, download=self.download)
-            test = cls(self.root, train=False, download=self.download)
-        except RuntimeError as e:
-            raise _missing(self.dataset_name, self.root, f"expected idx files in {raw}") from e
-        splits = _train_val(train.data.long().unsqueeze(1), train.targets.long(), self.num_val)
-        splits["test"] = (test.data.long().unsqueeze(1), test.targets.long())
-        return splits
+        files = [raw / f"{p}-{k}-idx{n}-ubyte" for p in ("train", "t10k") for k, n in IDX]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise _missing(self.dataset_name, self.root, f"missing {missing[0]}")
+        train = read_images_and_labels(files[0], files[1])
+        splits = _train_val(*train, self.num_val)
+        splits["test"] = read_images_and_labels(files[2], files[3])
+        return _subsets(splits, self.num_train, self.num_test)
 
 
 class FashionMNISTDataModule(MNISTDataModule):
@@ -275,9 +301,18 @@ class FashionMNISTDataModule(MNISTDataModule):
 class CIFAR10DataModule(TensorDataModule):
     """CIFAR-10 (3x32x32, 256 levels) from the python pickles in `root`/cifar-10-batches-py."""
 
-    def __init__(self, root: str = "data", download: bool = False, num_val: int = 5000, **kwargs):
+    def __init__(
+        self,
+        root: str,
+        download: bool,
+        num_val: int,
+        num_train: int | None = None,
+        num_test: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.root, self.download, self.num_val = str(root), download, num_val
+        self.num_train, self.num_test = num_train, num_test
 
     @property
     def spec(self) -> DataSpec:
@@ -309,7 +344,7 @@ class CIFAR10DataModule(TensorDataModule):
 
         splits = _train_val(*read(names[:5]), self.num_val)
         splits["test"] = read(names[5:])
-        return splits
+        return _subsets(splits, self.num_train, self.num_test)
 
 
 class ImageFolderDataModule(TensorDataModule):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_mnist_like_reads_idx_files(tmp_path, cls, folder):
     _write_idx(raw / "train-labels-idx1-ubyte", rng.integers(0, 10, 30))
     _write_idx(raw / "t10k-images-idx3-ubyte", test_x)
     _write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 7))
-    dm = cls(root=str(tmp_path), num_val=5)
+    dm = cls(root=str(tmp_path), download=False, num_val=5)
     assert [len(dm.split(s)[0]) for s in ("train", "val", "test")] == [25, 5, 7]
     assert torch.equal(dm.split("test")[0][:, 0], torch.from_numpy(test_x))
     assert torch.equal(dm.split("val")[0][:, 0], torch.from_numpy(train_x[-5:]))
@@ -79,7 +80,7 @@ def test_mnist_like_reads_idx_files(tmp_path, cls, folder):
 
 @pytest.mark.parametrize("cls", [MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule])
 def test_missing_files_error_names_path_and_flag(tmp_path, cls):
-    dm = cls(root=str(tmp_path / "nowhere"), download=False)
+    dm = cls(root=str(tmp_path / "nowhere"), download=False, num_val=5)
     with pytest.raises(FileNotFoundError) as e:
         dm.setup()
     msg = str(e.value)
@@ -95,7 +96,7 @@ def test_cifar10_reads_python_pickles(tmp_path):
         batches[name] = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
         with open(folder / name, "wb") as f:
             pickle.dump({"data": batches[name], "labels": list(range(4))}, f)
-    dm = CIFAR10DataModule(root=str(tmp_path), num_val=4)
+    dm = CIFAR10DataModule(root=str(tmp_path), download=False, num_val=4)
     x, y = dm.split("test")
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.long
     assert torch.equal(x.reshape(4, -1), torch.from_numpy(batches["test_batch"]).long())
@@ -126,3 +127,76 @@ def test_image_folder_resizes_and_splits(tmp_path):
 def test_image_folder_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageFolderDataModule(root=str(tmp_path / "none")).setup()
+
+
+def _mnist_files(root, n_train=30, n_test=7):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    _write_idx(raw / "train-images-idx3-ubyte", rng.integers(0, 256, (n_train, 28, 28)))
+    _write_idx(raw / "train-labels-idx1-ubyte", rng.integers(0, 10, n_train))
+    _write_idx(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, 28, 28)))
+    _write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, n_test))
+    return raw
+
+
+def _spoil(path, how):
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) - 100])
+    elif how == "magic":
+        path.write_bytes(b"\x00\x00\x09\x03" + data[4:])
+    elif how == "header":
+        path.write_bytes(data[:10])
+
+
+@pytest.mark.parametrize(
+    "file,how,expect",
+    [
+        ("train-images-idx3-ubyte", "truncated", "truncated"),
+        ("t10k-images-idx3-ubyte", "magic", "magic number 0x00000903, expected 0x00000803"),
+        ("train-labels-idx1-ubyte", "header", "truncated"),
+        ("t10k-labels-idx1-ubyte", "missing", "missing"),
+    ],
+)
+def test_bad_idx_files_give_one_line_errors_naming_the_file(tmp_path, file, how, expect):
+    raw = _mnist_files(tmp_path)
+    if how == "missing":
+        (raw / file).unlink()
+    else:
+        _spoil(raw / file, how)
+    with pytest.raises((ValueError, FileNotFoundError)) as e:
+        MNISTDataModule(root=str(tmp_path), download=False, num_val=5).setup()
+    msg = str(e.value)
+    assert file in msg and expect in msg and "\n" not in msg
+
+
+def test_images_and_labels_of_different_counts_are_refused(tmp_path):
+    raw = _mnist_files(tmp_path)
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(6, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"7 images.*t10k-labels-idx1-ubyte' 6 labels"):
+        MNISTDataModule(root=str(tmp_path), download=False, num_val=5).setup()
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+needs_mnist = pytest.mark.skipif(
+    not (SHARED / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file(),
+    reason=f"the real MNIST files are not at {SHARED}/MNIST/raw (a clone without ../shared)",
+)
+
+
+@needs_mnist
+def test_real_mnist_files_through_the_data_module():
+    """The shared copy of MNIST: counts, first labels and class counts as its README states."""
+    dm = MNISTDataModule(root=str(SHARED), download=False, num_val=5000)
+    (x, y), (xv, yv), (xt, yt) = (dm.split(s) for s in ("train", "val", "test"))
+    assert (len(x), len(xv), len(xt)) == (55000, 5000, 10000)
+    assert y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    counts = torch.bincount(torch.cat([y, yv]), minlength=10).tolist()
+    assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert x.dtype == torch.long and x.shape[1:] == (1, 28, 28) and x.max() == 255
+    sub = MNISTDataModule(
+        root=str(SHARED), download=False, num_val=5000, num_train=512, num_test=256
+    )
+    assert [len(sub.split(s)[0]) for s in ("train", "val", "test")] == [512, 5000, 256]
+    assert torch.equal(sub.split("train")[0], x[:512])
