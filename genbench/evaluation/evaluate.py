@@ -50,6 +50,7 @@ def evaluate(
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
     if nll and module.nll_kind != "none":
         metrics.update(evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches))
+        metrics.update(module.nll_diagnostics())
     metrics.update(
         measure_throughput(
             module,
