@@ -52,6 +52,7 @@ def evaluate(
         scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches)
         per_example = scored.pop("per_example_bpd")
         metrics.update(scored)
+        metrics.update(module.nll_diagnostics())
         if out_dir is not None:  # for paired comparisons (genbench-table compare=...)
             save_array(Path(out_dir) / PER_EXAMPLE_NLL, per_example.numpy())
     metrics.update(

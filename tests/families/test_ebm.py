@@ -1,141 +1,44 @@
-"""EBM: quadrature and AIS recover known partition functions, SGLD samples a Gaussian, runs
-complete, and a run that blows up ends as "diverged" with the step."""
+"""EBM: an untrained image model is exactly its base, runs complete with an AIS ladder, model
+selection uses common random numbers, a resumed run is bit-for-bit the uninterrupted one, and a
+run that blows up ends as "diverged" with the step. (AIS, quadrature, SGLD and the histogram
+base are checked against closed forms in tests/estimators, tests/samplers and tests/maths.)"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genbench.core.results import read_results
-from genbench.data import DigitsDataModule
-from genbench.families.ebm import (
-    EBM,
-    HistogramBase,
-    ais_log_z,
-    refined_grid_log_z,
-    residual_ais_log_z,
-    sgld,
-)
+from genbench.families.build import build_model
 from genbench.run import run
+from tests.conftest import compose_config
+
+FAST_AIS = [
+    "model.ais_chains=16",
+    "model.ais_temps=[10,20,40]",
+    "model.ais_pilot_chains=8",
+    "model.val_ais_chains=8",
+    "model.val_ais_temps=20",
+    "model.sgld_steps=5",
+    "model.sample_steps=10",
+]
 
 
-def _gaussian_energy(mean: torch.Tensor, std: torch.Tensor):
-    return lambda y: 0.5 * (((y - mean) / std) ** 2).sum(1)
+def _build(tmp_path, dataset: str, *overrides: str):
+    cfg = compose_config(["model=ebm", f"dataset={dataset}", *overrides], tmp_path / "cfg")
+    dm = instantiate(cfg.dataset)
+    return cfg, dm, build_model(cfg.model, dm.spec)
 
 
-def test_quadrature_log_z_matches_gaussian():
-    mean, std = torch.tensor([0.5, -1.0]), torch.tensor([0.3, 0.8])
-    lo, hi = (mean - 8 * std).double(), (mean + 8 * std).double()
-    log_z, change = refined_grid_log_z(_gaussian_energy(mean, std), lo, hi, n=64, tol=0.01)
-    exact = math.log(2 * math.pi) + std.log().sum().item()
-    assert abs(log_z - exact) < 0.01 and change < 0.01
-
-
-def _truncated_gaussian_log_z(mean: float, std: float, dim: int) -> float:
-    """log of the integral over [-1, 1]^dim of exp(-||y - mean||^2 / (2 std^2))."""
-    n = torch.distributions.Normal(0.0, 1.0)
-    mass = n.cdf(torch.tensor((1 - mean) / std)) - n.cdf(torch.tensor((-1 - mean) / std))
-    return dim * (math.log(math.sqrt(2 * math.pi) * std) + math.log(mass.item()))
-
-
-def test_ais_recovers_truncated_gaussian_log_z_within_its_error():
-    dim, mean, std = 16, 0.3, 0.25
-    energy = _gaussian_energy(torch.full((dim,), mean), torch.full((dim,), std))
-    exact = _truncated_gaussian_log_z(mean, std, dim)
-    base = HistogramBase(torch.full((dim, 17), 1 / 17))  # uniform on the cube
-    z_scores = []
-    for seed in range(3):
-        gen = torch.Generator().manual_seed(seed)
-        pilot = ais_log_z(energy, base, 16, 200, generator=gen)
-        out = ais_log_z(energy, base, 64, 200, pilot["step_sizes"], generator=gen)
-        assert out["stderr"] > 0 and 0.2 < out["accept_rate"] < 0.95
-        z_scores.append((out["log_z"] - exact) / out["stderr"])
-        assert abs(out["log_z"] - exact) < 4 * out["stderr"] + 0.05, (out, exact)
-    assert abs(sum(z_scores) / 3) < 4, z_scores
-
-
-def test_sgld_samples_gaussian_mean_and_variance():
-    torch.manual_seed(0)
-    mean, std = torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.8])
-    h = 0.005
-    y = sgld(_gaussian_energy(mean, std), torch.zeros(10000, 2), steps=1000, step_size=h)
-    assert torch.allclose(y.mean(0), mean, atol=0.03)
-    # Euler-Maruyama's stationary variance is std^2 / (1 - h / (2 std^2)): 1% above std^2 here.
-    # The sample variance of 10000 draws has a relative error of 1.4%.
-    assert torch.allclose(y.var(0), std**2, rtol=0.05)
-    assert torch.allclose(y.var(0), std**2 / (1 - h / (2 * std**2)), rtol=0.045)
-
-
-def test_histogram_base_is_normalised():
-    probs = torch.softmax(torch.randn(3, 5), 1)
-    base = HistogramBase(probs)
-    y = -1 + (torch.arange(20000) + 0.5) * (2 / 20000)  # cell midpoints on [-1, 1]
-    for d in range(3):
-        one = HistogramBase(probs[d : d + 1])
-        assert abs(one.log_prob(y[:, None]).exp().mean().item() * 2 - 1) < 1e-4
-    s = base.sample(1000)
-    assert s.min() >= -1 and s.max() <= 1
-    # The density factorises over dimensions.
-    parts = sum(HistogramBase(probs[d : d + 1]).log_prob(s[:, d : d + 1]) for d in range(3))
-    assert torch.allclose(base.log_prob(s), parts)
-
-
-def test_histogram_icdf_maps_uniform_to_the_base():
-    torch.manual_seed(0)
-    probs = torch.softmax(2 * torch.randn(4, 17), 1)
-    base = HistogramBase(probs)
-    u = torch.rand(100000, 4)
-    y = base.icdf(u)
-    assert y.min() >= -1 and y.max() <= 1
-    # Monotone in u, and the bin frequencies of icdf(uniform) are the probs (100000 draws:
-    # binomial standard deviation <= 0.0016).
-    order = u[:, 0].argsort()
-    assert (y[order, 0].diff() >= 0).all()
-    bins = ((y + 1) / 2 * 17).floor().long().clamp(0, 16)
-    freq = torch.stack([torch.bincount(bins[:, d], minlength=17) for d in range(4)]) / len(u)
-    assert (freq - probs).abs().max() < 0.008
-    # Within a bin the draws are uniform: the within-bin position has mean 1/2.
-    frac = (y + 1) / 2 * 17 - bins
-    assert abs(frac.mean().item() - 0.5) < 0.01
-
-
-def _separable_residual_log_z(base: HistogramBase, a: torch.Tensor, c: torch.Tensor) -> float:
-    """log E_q[exp(-sum_d a_d (y_d - c_d)^2)] for a factorised q: a sum of 1-D quadratures."""
-    g = -1 + (torch.arange(200000, dtype=torch.float64) + 0.5) * (2 / 200000)
-    total = 0.0
-    for d in range(len(a)):
-        q = HistogramBase(base.probs[d : d + 1].double()).log_prob(g[:, None]).exp()
-        integrand = q * torch.exp(-a[d].double() * (g - c[d].double()) ** 2)
-        total += math.log(integrand.mean().item() * 2)
-    return total
-
-
-def test_residual_ais_recovers_a_separable_quadratic_log_z_within_its_error():
-    torch.manual_seed(0)
-    dim = 8
-    base = HistogramBase(torch.softmax(torch.randn(dim, 17), 1))
-    a, c = torch.linspace(1, 4, dim), torch.linspace(-0.5, 0.5, dim)
-    exact = _separable_residual_log_z(base, a, c)
-    z_scores = []
-    for seed in range(3):
-        gen = torch.Generator().manual_seed(seed)
-        pilot = residual_ais_log_z(lambda y: (a * (y - c) ** 2).sum(1), base, 16, 200, None, gen)
-        out = residual_ais_log_z(
-            lambda y: (a * (y - c) ** 2).sum(1), base, 64, 200, pilot["step_sizes"], gen
-        )
-        assert out["stderr"] > 0 and 0.2 < out["accept_rate"] < 0.95
-        z_scores.append((out["log_z"] - exact) / out["stderr"])
-        assert abs(out["log_z"] - exact) < 4 * out["stderr"] + 0.05, (out, exact)
-    assert abs(sum(z_scores) / 3) < 4, z_scores
-
-
-def test_untrained_image_model_is_exactly_its_base():
-    dm = DigitsDataModule()
+def test_untrained_image_model_is_exactly_its_base(tmp_path):
+    _, dm, module = _build(tmp_path, "digits", *FAST_AIS)
     x_train, x_test = dm.split("train")[0], dm.split("test")[0][:64]
-    module = EBM(dm.spec, ais_chains=8, ais_temps=10, ais_pilot_chains=4, sample_steps=10)
     module.fit_base(x_train)
     # The base's discrete NLL, computed independently from the level frequencies.
     k = dm.spec.num_levels
@@ -147,6 +50,11 @@ def test_untrained_image_model_is_exactly_its_base():
         nll = module.nll((x_test, None))
     assert module.log_z()["log_z"] == pytest.approx(0.0, abs=1e-4)  # float32 log q sums
     assert torch.allclose(nll, base_nll, rtol=1e-5)
+    # Every rung of the ladder agrees (E = 0: nothing to anneal), so it has converged.
+    diag = module.nll_diagnostics()
+    assert diag["log_z_converged"] is True and len(diag["log_z_ladder"]) == 3
+    base_bpd = base_nll.mean().item() / (64 * math.log(2))
+    assert all(r["nll_bpd"] == pytest.approx(base_bpd, abs=1e-5) for r in diag["log_z_ladder"])
     # Its samples are exact base draws: pixel means match the base's means.
     with torch.inference_mode():
         s = module.sample(2000, torch.Generator().manual_seed(0)).flatten(1).float()
@@ -154,15 +62,34 @@ def test_untrained_image_model_is_exactly_its_base():
     assert (s.mean(0) - probs @ levels).abs().max() < 0.5
 
 
-FAST_AIS = [
-    "model.ais_chains=16",
-    "model.ais_temps=50",
-    "model.ais_pilot_chains=8",
-    "model.val_ais_chains=8",
-    "model.val_ais_temps=20",
-    "model.sgld_steps=5",
-    "model.sample_steps=10",
-]
+def test_sampler_is_sgld_with_two_evaluations_per_step(tmp_path):
+    _, _, module = _build(tmp_path, "digits", "model.sample_steps=100")
+    assert module.sampling_cost() == {"nfe": 200, "sampler": "SGLD-100 from base"}
+    module.configure_sampler("sgld", 25)
+    assert module.sampling_cost() == {"nfe": 50, "sampler": "SGLD-25 from base"}
+    assert module.sample(3).shape == (3, 1, 8, 8)
+    with pytest.raises(ValueError, match="sampler='ddim'"):
+        module.configure_sampler("ddim", 25)
+
+
+def test_model_selection_uses_common_random_numbers(tmp_path):
+    _, dm, module = _build(tmp_path, "digits", *FAST_AIS)
+    module.fit_base(dm.split("train")[0])
+    torch.manual_seed(0)
+    for p in module.energy.parameters():  # a model that is not its base
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = dm.split("val")[0][:100]
+    state = torch.get_rng_state()
+    first, log_z = module.validation_nll((x, None)), module.log_z("val")["log_z"]
+    module._log_z.clear()  # recompute: the same AIS chains and dequantisation noise
+    assert torch.equal(module.validation_nll((x, None)), first)
+    assert torch.equal(torch.get_rng_state(), state)  # and the training noise is untouched
+    # Changed weights are re-estimated (the cache follows the weights), not served stale:
+    # E + 1 gives log Z_E - 1 (AIS is exactly shift-equivariant) and the same NLL.
+    with torch.no_grad():
+        module.energy.net[-1].bias.add_(1.0)
+    assert torch.allclose(module.validation_nll((x, None)), first, atol=1e-4)
+    assert module.log_z("val")["log_z"] == pytest.approx(log_z - 1, abs=1e-4)
 
 
 @pytest.mark.parametrize("dataset", ["digits", "moons"])
@@ -174,8 +101,68 @@ def test_run_writes_results_with_estimate(fast_cfg, dataset):
     assert rec["status"] == "completed" and rec["family"] == "ebm"
     assert m["nll_kind"] == "estimate" and math.isfinite(m["nll_bpd"])
     assert m["nll_bpd_stderr"] > 0
-    assert m["nfe"] == 10 and m["samples_per_s"] > 0
+    assert m["nfe"] == 20 and m["samples_per_s"] > 0
     assert m["train_steps"] == 20
+    if dataset == "moons":  # quadrature: no ladder
+        assert "log_z_ladder" not in m or m["log_z_ladder"] is None
+        return
+    assert m["sampler"] == "SGLD-10 from base"
+    ladder = m["log_z_ladder"]
+    assert [r["temperatures"] for r in ladder] == [10, 20, 40]
+    assert all(r["chains"] == 16 for r in ladder)
+    assert isinstance(m["log_z_converged"], bool)
+    # The reported NLL is the longest rung's (eval=fast scores one batch: the whole test split).
+    assert ladder[-1]["nll_bpd"] == pytest.approx(m["nll_bpd"], rel=1e-6)
+
+
+def _trainer(tmp_path, cfg, steps: int, ckpt_every: int | None = None) -> L.Trainer:
+    """Lightning with the run's EMA and RNG-state callbacks, validating every 2 steps."""
+    callbacks = [instantiate(cfg.callbacks.ema), instantiate(cfg.callbacks.rng_state)]
+    if ckpt_every:
+        every = {"every_n_train_steps": ckpt_every, "save_top_k": -1}
+        callbacks.append(
+            ModelCheckpoint(tmp_path, "step{step}", auto_insert_metric_name=False, **every)
+        )
+    return L.Trainer(
+        max_steps=steps,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=bool(ckpt_every),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        callbacks=callbacks,
+    )
+
+
+def test_resume_from_a_step_checkpoint_is_bit_for_bit(tmp_path):
+    # 4 batches of 250 per epoch: the step-4 checkpoint ends an epoch (mid-epoch, the data
+    # module restarts the pass: not exact for any family) and coincides with a validation.
+    small = [*FAST_AIS, "model.sgld_steps=3", "model.buffer_size=256", "model.val_ais_temps=5"]
+
+    def fresh():
+        L.seed_everything(0)
+        return _build(tmp_path, "digits", "dataset.batch_size=250", *small)
+
+    cfg, dm, full = fresh()
+    _trainer(tmp_path / "full", cfg, 7).fit(full, datamodule=dm)
+
+    cfg, dm, first = fresh()
+    _trainer(tmp_path / "ckpt", cfg, 4, ckpt_every=4).fit(first, datamodule=dm)
+    ckpt = tmp_path / "ckpt" / "step4.ckpt"
+    assert torch.load(ckpt, weights_only=False)["ebm"]["replay"].shape == (256, 64)
+
+    cfg, dm, resumed = fresh()
+    torch.manual_seed(123)  # whatever the process drew since, the checkpoint's state wins
+    _trainer(tmp_path / "resumed", cfg, 7).fit(resumed, datamodule=dm, ckpt_path=ckpt)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(full.replay, resumed.replay)
+    assert not torch.equal(full.replay, first.replay)  # the resumed run did train on
+    assert torch.equal(full.training_rng().get_state(), resumed.training_rng().get_state())
 
 
 def test_divergence_is_recorded_with_its_step(fast_cfg):
