@@ -1,4 +1,5 @@
-"""Feature extractors for the fidelity metrics, registered with torch-fidelity by name.
+"""Feature extractors for the fidelity metrics, registered with torch-fidelity by name
+(`register_extractors`, called by `resolve_extractor`).
 
 - "inception-v3-compat": torch-fidelity's own InceptionV3, for natural images (uint8 RGB input).
 - "genbench-classifier": a small CNN trained on the data set's training split (digits, MNIST,
@@ -300,12 +301,21 @@ class CoordsFeatureExtractor(_Counting, FeatureExtractorBase):
         return (x.float(),)
 
 
-for _name, _cls in (
-    (CLASSIFIER_NAME, ClassifierFeatureExtractor),
-    (COORDS_NAME, CoordsFeatureExtractor),
-):
-    if _name not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(_name, _cls)
+GENBENCH_EXTRACTORS = {
+    CLASSIFIER_NAME: ClassifierFeatureExtractor,
+    COORDS_NAME: CoordsFeatureExtractor,
+}
+
+
+def register_extractors() -> None:
+    """Register genbench's extractors with torch-fidelity by name; safe to call again.
+
+    The one place genbench touches torch-fidelity's registry (resolve_extractor calls it), so
+    importing this module changes nothing.
+    """
+    for name, cls in GENBENCH_EXTRACTORS.items():
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            register_feature_extractor(name, cls)
 
 
 # --- InceptionV3 weights ---------------------------------------------------------------------
@@ -395,6 +405,7 @@ def resolve_extractor(
     inception_download: bool = True,
 ) -> Extractor:
     """The extractor named by `datamodule.feature_extractor` (or the default for its data kind)."""
+    register_extractors()
     spec = datamodule.spec
     kind = getattr(datamodule, "feature_extractor", None) or default_kind(spec)
     if kind not in KINDS:
