@@ -89,7 +89,16 @@ class EvalSchema:
     kid_subset_size: int = 1000
     isc_splits: int = 10
     prc_neighborhood: int = 3
+    bootstrap_resamples: int = 1000  # fid_ci, kid_ci; 0 = no intervals
+    ci_level: float = 0.95
+    density_coverage_k: int = 5
+    memorisation: bool = True
+    memorisation_pixels: bool = True  # also in pixel space, for images
+    copy_percentile: float = 1.0
+    ct_cells: int = 10
+    ct_min_generated: int = 20
     max_reference_samples: int | None = None
+    max_train_samples: int | None = None
     cache_dir: str = MISSING
     inception_weights: str | None = None
     inception_download: bool = True

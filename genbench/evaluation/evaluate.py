@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from genbench.evaluation.fidelity import evaluate_fidelity
-from genbench.evaluation.images import save_samples
+from genbench.evaluation.images import save_nearest_neighbours, save_samples
 from genbench.evaluation.likelihood import PER_EXAMPLE_NLL, evaluate_nll, save_array
 from genbench.evaluation.throughput import measure_throughput
 
@@ -35,7 +35,16 @@ def evaluate(
     kid_subset_size: int = 1000,
     isc_splits: int = 10,
     prc_neighborhood: int = 3,
+    bootstrap_resamples: int = 1000,
+    ci_level: float = 0.95,
+    density_coverage_k: int = 5,
+    memorisation: bool = True,
+    memorisation_pixels: bool = True,
+    copy_percentile: float = 1.0,
+    ct_cells: int = 10,
+    ct_min_generated: int = 20,
     max_reference_samples: int | None = None,
+    max_train_samples: int | None = None,
     cache_dir: str | Path = "~/.cache/genbench",
     inception_weights: str | None = None,
     inception_download: bool = True,
@@ -44,7 +53,8 @@ def evaluate(
     """Metrics of `module` on the test split of `datamodule`, named as in results.json.
 
     Returns only what it computed (fidelity metrics that are undefined, e.g. IS on points, come
-    back as None). Writes `samples.png` to `out_dir` when given.
+    back as None). Writes `samples.png` and `nearest_neighbours.png` (the first 16 of those
+    samples beside their 3 nearest training examples) to `out_dir` when given.
     """
     module.eval()
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
@@ -77,16 +87,28 @@ def evaluate(
                 inception_weights=inception_weights,
                 inception_download=inception_download,
                 max_reference_samples=max_reference_samples,
+                max_train_samples=max_train_samples,
                 kid_subsets=kid_subsets,
                 kid_subset_size=kid_subset_size,
                 isc_splits=isc_splits,
                 prc_neighborhood=prc_neighborhood,
+                bootstrap_resamples=bootstrap_resamples,
+                ci_level=ci_level,
+                density_coverage_k=density_coverage_k,
+                memorisation=memorisation,
+                memorisation_pixels=memorisation_pixels,
+                copy_percentile=copy_percentile,
+                ct_cells=ct_cells,
+                ct_min_generated=ct_min_generated,
             )
         )
     if out_dir is not None and grid_samples > 0:
         gen = torch.Generator(device=module.device).manual_seed(sample_seed)
         with torch.inference_mode():
             samples = module.sample(grid_samples, generator=gen)
-        ref = None if datamodule.spec.is_image else datamodule.split("test")[0]
-        save_samples(samples, datamodule.spec, Path(out_dir) / "samples.png", reference=ref)
+        spec = datamodule.spec
+        ref = None if spec.is_image else datamodule.split("test")[0]
+        save_samples(samples, spec, Path(out_dir) / "samples.png", reference=ref)
+        train = datamodule.split("train")[0]
+        save_nearest_neighbours(samples[:16], train, spec, Path(out_dir) / "nearest_neighbours.png")
     return metrics

@@ -1,29 +1,54 @@
-"""FID, KID, IS and precision/recall through torch-fidelity, against the test split.
+"""Sample metrics against the real data: FID, KID, IS, precision/recall (torch-fidelity's
+feature-level functions), their bootstrap intervals, density/coverage and memorisation.
 
-The reference split's features and FID statistics go to torch-fidelity's file cache under a
-name built from the data set, split, size, data hash, extractor and weights hash, so they are
-computed once and never reused after the data or the extractor's weights change.
+The generated samples, the test split and the training split go through the data set's feature
+extractor once each (the real splits' features from the file cache after the first time); every
+metric is then computed from those features, so torch-fidelity's numbers are those of
+torch_fidelity.calculate_metrics on the same inputs.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch_fidelity
-from torch.utils.data import Dataset
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
+from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
 
+from genbench.evaluation.bootstrap import (
+    fid_of_resamples,
+    kid_of_resamples,
+    percentile_interval,
+    resample_indices,
+)
+from genbench.evaluation.density_coverage import density_coverage
 from genbench.evaluation.extractors import (
     Extractor,
     build_classifier,
     load_classifier,
     resolve_extractor,
-    safe_name,
-    tensor_hash,
 )
+from genbench.evaluation.features import FeatureSet, reference_cache_name
+from genbench.evaluation.memorisation import MEMORISATION_KEYS, memorisation_metrics
 
-FIDELITY_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall")
+FIDELITY_KEYS = (
+    "fid",
+    "fid_ci",
+    "kid_mean",
+    "kid_std",
+    "kid_ci",
+    "is_mean",
+    "is_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+)
+PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
 _FROM_TORCH_FIDELITY = {
     torch_fidelity.KEY_METRIC_FID: "fid",
     torch_fidelity.KEY_METRIC_KID_MEAN: "kid_mean",
@@ -35,28 +60,82 @@ _FROM_TORCH_FIDELITY = {
 }
 
 
-class TensorSamples(Dataset):
-    """A Dataset of one tensor, item i = x[i] (torch-fidelity wants tensors, not tuples)."""
-
-    def __init__(self, x: torch.Tensor):
-        self.x = x
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]
-
-
-def reference_cache_name(name: str, split: str, x: torch.Tensor, extractor: Extractor) -> str:
-    """torch-fidelity cache name of a reference set: data, split, size, data and weights hash."""
-    return (
-        f"genbench-{safe_name(name)}-{split}{len(x)}-{tensor_hash(x)[:12]}-{extractor.cache_tag()}"
+def reference_fid_statistics(
+    features: FeatureSet, ref: dict[str, torch.Tensor], cache_name: str | None
+) -> dict:
+    """torch-fidelity's FID statistics {mu, sigma} of a real split, file-cached like its features
+    (`<cache_name>-<extractor>-stat-fid-<layer>.pt`, torch-fidelity's name)."""
+    layer = features.layers["fid"]
+    name = f"{cache_name}-{features.extractor.name}-stat-fid-{layer}"
+    return cache_lookup_one_recompute_on_miss(
+        name, lambda: fid_features_to_statistics(ref[layer]), **features.cache_kwargs(cache_name)
     )
 
 
-def fidelity_cache_root(cache_dir: str | os.PathLike) -> Path:
-    return Path(cache_dir).expanduser() / "fidelity"
+def fidelity_from_features(
+    gen: dict[str, torch.Tensor],
+    ref: dict[str, torch.Tensor],
+    layers: dict[str, str],
+    *,
+    ref_fid_statistics: dict | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    isc_splits: int = 10,
+    prc_neighborhood: int = 3,
+    seed: int = 0,
+    bootstrap_resamples: int = 1000,
+    ci_level: float = 0.95,
+    density_coverage_k: int = 5,
+) -> dict:
+    """The FIDELITY_KEYS metrics of generated vs reference features ({layer: (N, F)}).
+
+    FID, KID, IS, precision/recall: torch-fidelity's feature-level functions with the arguments
+    torch_fidelity.calculate_metrics passes them. KID subsets have min(kid_subset_size, N, M)
+    examples; IS is None without an "isc" layer (no logits). fid_ci, kid_ci: `ci_level`
+    percentile-bootstrap intervals over `bootstrap_resamples` resamples of the generated
+    features (None when 0); kid_ci is for the full-set unbiased MMD^2 (bootstrap.py), whose
+    expectation kid_mean (an average over subsets) shares. density, coverage: Naeem et al.
+    """
+    n = min(len(gen[layers["fid"]]), len(ref[layers["fid"]]))
+    if n < max(prc_neighborhood, density_coverage_k) + 1:
+        raise ValueError(
+            f"fidelity metrics need > {max(prc_neighborhood, density_coverage_k)} samples per "
+            f"set, got {n}"
+        )
+    g, r = gen[layers["fid"]], ref[layers["fid"]]
+    tf = {"verbose": False, "rng_seed": seed}
+    ref_stats = ref_fid_statistics or fid_features_to_statistics(r)
+    out = fid_statistics_to_metric(fid_features_to_statistics(g), ref_stats, verbose=False)
+    out.update(
+        kid_features_to_metric(
+            gen[layers["kid"]],
+            ref[layers["kid"]],
+            kid_subsets=kid_subsets,
+            kid_subset_size=min(kid_subset_size, n),
+            **tf,
+        )
+    )
+    out.update(
+        prc_features_to_metric(
+            gen[layers["prc"]],
+            ref[layers["prc"]],
+            prc_neighborhood=prc_neighborhood,
+            save_cpu_ram=True,  # torch-fidelity's batched path, as calculate_metrics takes
+            **tf,
+        )
+    )
+    if "isc" in layers:
+        out.update(isc_features_to_metric(gen[layers["isc"]], min(isc_splits, len(g)), True, seed))
+    metrics = dict.fromkeys(FIDELITY_KEYS)
+    metrics.update({ours: float(out[k]) for k, ours in _FROM_TORCH_FIDELITY.items() if k in out})
+    if bootstrap_resamples > 0:
+        idx = resample_indices(len(g), bootstrap_resamples, seed)
+        mu, sigma = (torch.as_tensor(ref_stats[k]) for k in ("mu", "sigma"))
+        metrics["fid_ci"] = percentile_interval(fid_of_resamples(g, mu, sigma, idx), ci_level)
+        kid_g, kid_r = gen[layers["kid"]], ref[layers["kid"]]
+        metrics["kid_ci"] = percentile_interval(kid_of_resamples(kid_g, kid_r, idx), ci_level)
+    metrics.update(density_coverage(g, r, density_coverage_k))
+    return metrics
 
 
 def compute_fidelity(
@@ -68,49 +147,23 @@ def compute_fidelity(
     cache_dir: str | os.PathLike = "~/.cache/genbench",
     device: torch.device | str = "cpu",
     batch_size: int = 256,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    isc_splits: int = 10,
-    prc_neighborhood: int = 3,
-    seed: int = 0,
+    **metric_kwargs,
 ) -> dict:
-    """FID, KID, IS and precision/recall of `generated` against `reference` (both data space).
+    """FIDELITY_KEYS metrics of `generated` against `reference` (both data space).
 
     generated, reference: long (N, C, H, W) in [0, K) or float (N, D). The reference's features
-    are cached under `reference_name` (see reference_cache_name) when given. KID subsets have
-    min(kid_subset_size, N_generated, N_reference) examples; IS is null without logits.
+    and FID statistics are cached under `reference_name` (see reference_cache_name) when given.
+    metric_kwargs: those of fidelity_from_features.
     """
-    n = min(len(generated), len(reference))
-    if n < prc_neighborhood + 1:
-        raise ValueError(f"fidelity metrics need > {prc_neighborhood} samples per set, got {n}")
-    has_is = extractor.has_logits
-    out = torch_fidelity.calculate_metrics(
-        input1=TensorSamples(extractor.prepare(generated)),
-        input2=TensorSamples(extractor.prepare(reference)),
-        input2_cache_name=reference_name,
-        cache_root=str(fidelity_cache_root(cache_dir)),
-        cache=reference_name is not None,
-        cuda=torch.device(device).type == "cuda",
-        batch_size=batch_size,
-        feature_extractor=extractor.name,
-        feature_extractor_weights_path=extractor.weights_path,
-        fid=True,
-        kid=True,
-        prc=True,
-        isc=has_is,
-        kid_subsets=kid_subsets,
-        kid_subset_size=min(kid_subset_size, n),
-        isc_splits=min(isc_splits, len(generated)),
-        prc_neighborhood=prc_neighborhood,
-        rng_seed=seed,
-        save_cpu_ram=True,  # no DataLoader worker processes for in-memory tensors
-        verbose=False,
+    features = FeatureSet(extractor, device=device, batch_size=batch_size, cache_dir=cache_dir)
+    ref = features.cached(reference, reference_name)
+    return fidelity_from_features(
+        features(generated),
+        ref,
+        features.layers,
+        ref_fid_statistics=reference_fid_statistics(features, ref, reference_name),
+        **metric_kwargs,
     )
-    metrics = dict.fromkeys(FIDELITY_KEYS)
-    metrics.update(
-        {ours: float(out[theirs]) for theirs, ours in _FROM_TORCH_FIDELITY.items() if theirs in out}
-    )
-    return metrics
 
 
 @torch.inference_mode()
@@ -127,6 +180,141 @@ def generate(module, n: int, batch_size: int = 256, seed: int = 0) -> torch.Tens
     return torch.cat(_draw(module, n, batch_size, seed))  # outside inference mode: a plain tensor
 
 
+def pixels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
+    """Images long (N, C, H, W) in [0, K) -> (N, C*H*W) float in [0, 1]: pixel-space vectors."""
+    return x.flatten(1).double() / (num_levels - 1)
+
+
+class RealData:
+    """A data module's real splits as the sample metrics see them: the extractor, one network,
+    the test split (first `max_reference_samples`) and its features (file-cached)."""
+
+    def __init__(
+        self,
+        datamodule,
+        *,
+        device: torch.device | str = "cpu",
+        batch_size: int = 256,
+        cache_dir: str | os.PathLike = "~/.cache/genbench",
+        inception_weights: str | None = None,
+        inception_download: bool = True,
+        max_reference_samples: int | None = None,
+    ):
+        self.datamodule = datamodule
+        self.spec = datamodule.spec
+        self.extractor = resolve_extractor(
+            datamodule, cache_dir, inception_weights, inception_download
+        )
+        self.features = FeatureSet(
+            self.extractor, device=device, batch_size=batch_size, cache_dir=cache_dir
+        )
+        self.test = _first(datamodule.split("test")[0], max_reference_samples)
+        self.test_name = reference_cache_name(self.spec.name, "test", self.test, self.extractor)
+        self.test_features = self.features.cached(self.test, self.test_name)
+
+    def fidelity(self, generated: torch.Tensor, gen_features: dict | None = None, **kwargs) -> dict:
+        """FIDELITY_KEYS (+ class counts with the classifier extractor) of `generated` (data
+        space) against the test split; kwargs: those of fidelity_from_features."""
+        features = self.features
+        metrics = fidelity_from_features(
+            features(generated) if gen_features is None else gen_features,
+            self.test_features,
+            features.layers,
+            ref_fid_statistics=reference_fid_statistics(
+                features, self.test_features, self.test_name
+            ),
+            **kwargs,
+        )
+        if self.extractor.kind == "classifier":  # mode dropping, visible per class
+            metrics.update(class_coverage(generated, self.test, self.extractor))
+        return {
+            **metrics,
+            "fidelity_num_samples": len(generated),
+            "fidelity_extractor": self.extractor.kind,
+        }
+
+    def memorisation(
+        self,
+        generated: torch.Tensor,
+        train: torch.Tensor | None = None,
+        gen_features: dict | None = None,
+        *,
+        max_train_samples: int | None = None,
+        pixel_space: bool = True,
+        **kwargs,
+    ) -> dict:
+        """MEMORISATION_KEYS of `generated` against the training split (or `train`, its first
+        `max_train_samples`), in the extractor's feature space and, for images with
+        `pixel_space`, in pixel space (keys ending _pixels; None otherwise). Test-split
+        distances calibrate them. kwargs: those of memorisation_metrics."""
+        metrics = dict.fromkeys(MEMORISATION_KEYS + PIXEL_MEMORISATION_KEYS)
+        if train is None:
+            train = self.datamodule.split("train")[0]
+        train = _first(train, max_train_samples)
+        name = reference_cache_name(self.spec.name, "train", train, self.extractor)
+        layer = self.features.layers["fid"]
+        gen = (self.features(generated) if gen_features is None else gen_features)[layer]
+        if torch.isfinite(gen).all():  # a diverged sampler's NaNs have no neighbours
+            train_f = self.features.cached(train, name)[layer]
+            metrics.update(memorisation_metrics(gen, self.test_features[layer], train_f, **kwargs))
+        if pixel_space and self.spec.is_image:
+            k = self.spec.num_levels
+            m = memorisation_metrics(
+                pixels(generated, k), pixels(self.test, k), pixels(train, k), **kwargs
+            )
+            metrics.update({f"{key}_pixels": value for key, value in m.items()})
+        return metrics
+
+
+def evaluate_samples(
+    generated: torch.Tensor,
+    datamodule,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    seed: int = 0,
+    cache_dir: str | os.PathLike = "~/.cache/genbench",
+    inception_weights: str | None = None,
+    inception_download: bool = True,
+    max_reference_samples: int | None = None,
+    max_train_samples: int | None = None,
+    memorisation: bool = True,
+    memorisation_pixels: bool = True,
+    copy_percentile: float = 1.0,
+    ct_cells: int = 10,
+    ct_min_generated: int = 20,
+    **fidelity_kwargs,
+) -> dict:
+    """Every sample metric of `generated` (data space) against the data module's real data:
+    fidelity against the test split, memorisation against the training split (RealData).
+    fidelity_kwargs: those of fidelity_from_features (kid_subsets, ..., bootstrap_resamples)."""
+    real = RealData(
+        datamodule,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        inception_weights=inception_weights,
+        inception_download=inception_download,
+        max_reference_samples=max_reference_samples,
+    )
+    gen_features = real.features(generated)
+    metrics = real.fidelity(generated, gen_features, seed=seed, **fidelity_kwargs)
+    if memorisation:
+        metrics.update(
+            real.memorisation(
+                generated,
+                gen_features=gen_features,
+                max_train_samples=max_train_samples,
+                pixel_space=memorisation_pixels,
+                copy_percentile=copy_percentile,
+                ct_cells=ct_cells,
+                ct_min_generated=ct_min_generated,
+                seed=seed,
+            )
+        )
+    return metrics
+
+
 def evaluate_fidelity(
     module,
     datamodule,
@@ -134,31 +322,13 @@ def evaluate_fidelity(
     num_samples: int = 1000,
     batch_size: int = 256,
     seed: int = 0,
-    split: str = "test",
-    cache_dir: str | os.PathLike = "~/.cache/genbench",
-    inception_weights: str | None = None,
-    inception_download: bool = True,
-    max_reference_samples: int | None = None,
-    **metric_kwargs,
+    **kwargs,
 ) -> dict:
-    """Fidelity metrics of `num_samples` samples of `module` against `split` of `datamodule`."""
-    extractor = resolve_extractor(datamodule, cache_dir, inception_weights, inception_download)
-    reference = _reference(datamodule, split, max_reference_samples)
+    """evaluate_samples of `num_samples` samples of `module` (kwargs: those of evaluate_samples)."""
     generated = generate(module, num_samples, batch_size, seed)
-    metrics = compute_fidelity(
-        generated,
-        reference,
-        extractor,
-        reference_name=reference_cache_name(datamodule.spec.name, split, reference, extractor),
-        cache_dir=cache_dir,
-        device=module.device,
-        batch_size=batch_size,
-        seed=seed,
-        **metric_kwargs,
+    return evaluate_samples(
+        generated, datamodule, device=module.device, batch_size=batch_size, seed=seed, **kwargs
     )
-    if extractor.kind == "classifier":  # mode dropping, visible per class
-        metrics.update(class_coverage(generated, reference, extractor))
-    return {**metrics, "fidelity_num_samples": num_samples, "fidelity_extractor": extractor.kind}
 
 
 @torch.no_grad()
@@ -184,41 +354,72 @@ def class_coverage(generated: torch.Tensor, reference: torch.Tensor, extractor) 
     }
 
 
+def floor_split(train: torch.Tensor, num_samples: int, seed: int) -> dict[str, torch.Tensor]:
+    """The real-data floor's sets, from a seeded permutation of the train split.
+
+    "fidelity": num_samples training examples (all of train when smaller), so the fidelity
+    metrics, whose bias depends on the sample count, are those of a perfect model at the
+    models' sample count. "generated", "train": for memorisation, min(num_samples,
+    len(train) // 2) training examples held out as what a perfect model would draw afresh, and
+    the rest as the training set it learnt from. Where train is large (>= 2 num_samples) the held
+    out slice is the fidelity set itself; on small data (digits: 1000) it is half of train.
+    """
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    held_out = min(num_samples, len(train) // 2)
+    return {
+        "fidelity": train[perm[:num_samples]],
+        "generated": train[perm[:held_out]],
+        "train": train[perm[held_out:]],
+    }
+
+
 def real_data_floor(
     datamodule,
     *,
     num_samples: int = 1000,
-    batch_size: int = 256,
     seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 256,
     cache_dir: str | os.PathLike = "~/.cache/genbench",
     inception_weights: str | None = None,
     inception_download: bool = True,
     max_reference_samples: int | None = None,
-    device: str = "cpu",
-    **metric_kwargs,
+    max_train_samples: int | None = None,
+    memorisation: bool = True,
+    memorisation_pixels: bool = True,
+    copy_percentile: float = 1.0,
+    ct_cells: int = 10,
+    ct_min_generated: int = 20,
+    **fidelity_kwargs,
 ) -> dict:
-    """The same metrics for `num_samples` training examples against the test split: what a
-    perfect model would score at that sample size (all of train when it is smaller)."""
-    extractor = resolve_extractor(datamodule, cache_dir, inception_weights, inception_download)
-    reference = _reference(datamodule, "test", max_reference_samples)
-    x_train = datamodule.split("train")[0]
-    if num_samples < len(x_train):
-        g = torch.Generator().manual_seed(seed)
-        x_train = x_train[torch.randperm(len(x_train), generator=g)[:num_samples]]
-    metrics = compute_fidelity(
-        x_train,
-        reference,
-        extractor,
-        reference_name=reference_cache_name(datamodule.spec.name, "test", reference, extractor),
-        cache_dir=cache_dir,
+    """Every sample metric for real training examples in place of samples (floor_split): what
+    a perfect model scores. Arguments: those of evaluate_samples."""
+    sets = floor_split(datamodule.split("train")[0], num_samples, seed)
+    real = RealData(
+        datamodule,
         device=device,
         batch_size=batch_size,
-        seed=seed,
-        **metric_kwargs,
+        cache_dir=cache_dir,
+        inception_weights=inception_weights,
+        inception_download=inception_download,
+        max_reference_samples=max_reference_samples,
     )
-    return {**metrics, "fidelity_num_samples": len(x_train), "fidelity_extractor": extractor.kind}
+    metrics = real.fidelity(sets["fidelity"], seed=seed, **fidelity_kwargs)
+    if memorisation:
+        metrics.update(
+            real.memorisation(
+                sets["generated"],
+                sets["train"],
+                max_train_samples=max_train_samples,
+                pixel_space=memorisation_pixels,
+                copy_percentile=copy_percentile,
+                ct_cells=ct_cells,
+                ct_min_generated=ct_min_generated,
+                seed=seed,
+            )
+        )
+    return metrics
 
 
-def _reference(datamodule, split: str, max_samples: int | None) -> torch.Tensor:
-    x = datamodule.split(split)[0]
+def _first(x: torch.Tensor, max_samples: int | None) -> torch.Tensor:
     return x[:max_samples] if max_samples else x

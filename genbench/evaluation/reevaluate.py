@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
 from genbench.evaluation.evaluate import evaluate
-from genbench.evaluation.fidelity import real_data_floor
+from genbench.evaluation.fidelity import floor_split, real_data_floor
+from genbench.evaluation.images import save_nearest_neighbours
 from genbench.families.build import build_model
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,10 @@ def reevaluate_checkpoint(
 def write_floor(
     datamodule, eval_cfg: DictConfig | dict, path: str | Path, dataset_name: str
 ) -> dict:
-    """Train-vs-test fidelity metrics (the real-data floor) written as a results-like JSON."""
+    """The real-data floor written as a results-like JSON: every sample metric with training
+    examples in place of samples (fidelity.floor_split: fidelity against the test split, and
+    memorisation of held-out training examples against the rest of train), and
+    nearest_neighbours.png (16 held-out examples beside their nearest training examples)."""
     kwargs = (
         OmegaConf.to_container(eval_cfg, resolve=True)
         if isinstance(eval_cfg, DictConfig)
@@ -105,6 +109,13 @@ def write_floor(
     for k in _MODEL_ONLY:
         kwargs.pop(k, None)
     metrics = real_data_floor(datamodule, seed=seed, batch_size=batch_size, **kwargs)
+    sets = floor_split(datamodule.split("train")[0], kwargs.get("num_samples", 1000), seed)
+    save_nearest_neighbours(
+        sets["generated"][:16],
+        sets["train"],
+        datamodule.spec,
+        Path(path).parent / "nearest_neighbours.png",
+    )
     record = {
         "schema": res.SCHEMA,
         "status": "completed",
@@ -113,7 +124,12 @@ def write_floor(
         "dataset": dataset_name,
         "seed": seed,
         "metrics": {**res.empty_metrics(), **metrics},
-        "floor": {"generated": "train split", "reference": "test split"},
+        "floor": {
+            "generated": f"{len(sets['fidelity'])} training examples",
+            "reference": "test split",
+            "memorisation_generated": f"{len(sets['generated'])} held-out training examples",
+            "memorisation_train": f"the other {len(sets['train'])} training examples",
+        },
         "versions": res.versions(),
         "created": res.now_iso(),
     }

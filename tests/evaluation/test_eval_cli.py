@@ -60,3 +60,10 @@ def test_eval_floor_writes_train_vs_test_metrics(tmp_path):
     assert m["fidelity_num_samples"] == 100 and m["fidelity_extractor"] == "coords"
     assert 0 <= m["fid"] < 0.1 and m["is_mean"] is None and m["nll_bpd"] is None
     assert 0.5 < m["precision"] <= 1 and 0 < m["recall"] <= 1
+    assert m["fid_ci"][0] < m["fid_ci"][1] and m["kid_ci"][0] < m["kid_ci"][1]
+    assert 0.5 < m["density"] < 1.5 and 0.5 < m["coverage"] <= 1
+    # held-out training points are fresh draws: no copying, authentic
+    assert m["nn_copy_fraction"] < 0.1 and abs(m["ct_score"]) < 3 and m["authenticity"] > 0.3
+    assert m["nn_copy_fraction_pixels"] is None  # points: no pixel space
+    assert floor["floor"]["memorisation_generated"] == "100 held-out training examples"
+    assert (tmp_path / "nearest_neighbours.png").exists()

@@ -1,12 +1,17 @@
 """Fidelity metrics: each number against an independent numpy/scipy computation on the same
-features; the reference cache; the extractors (shipped classifier, first-use training, InceptionV3
-with a random weights file, raw coordinates). CPU only, no network."""
+features and against torch_fidelity.calculate_metrics on the same inputs; the reference cache;
+the extractors (explicit registration, shipped classifier, first-use training, InceptionV3 with a
+random weights file, raw coordinates). CPU only, no network."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+import torch_fidelity
 from scipy import linalg
 from scipy.spatial.distance import cdist
 from scipy.special import log_softmax, softmax
@@ -14,7 +19,8 @@ from scipy.special import log_softmax, softmax
 from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
 from genbench.evaluation import extractors as ex
-from genbench.evaluation.fidelity import compute_fidelity, reference_cache_name
+from genbench.evaluation.features import TensorSamples, reference_cache_name
+from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples
 
 SEED = 7
 
@@ -86,7 +92,7 @@ def test_digits_metrics_equal_direct_computation(digits, classifier):
     gen = digits.split("train")[0][:300]
     real = digits.split("test")[0]
     kw = dict(kid_subsets=5, kid_subset_size=100, isc_splits=4, prc_neighborhood=3, seed=SEED)
-    m = compute_fidelity(gen, real, classifier, **kw)
+    m = compute_fidelity(gen, real, classifier, bootstrap_resamples=0, **kw)
 
     fg, lg = classifier_features(classifier, gen)
     fr, _ = classifier_features(classifier, real)
@@ -109,7 +115,64 @@ def test_identical_sets_score_perfectly(digits, classifier):
     m = compute_fidelity(x, x, classifier, kid_subsets=3, kid_subset_size=100)
     fr, _ = classifier_features(classifier, x)
     assert abs(m["fid"]) < 1e-6 * np.trace(np.cov(fr, rowvar=False))
-    assert m["precision"] == 1.0 and m["recall"] == 1.0
+    assert m["precision"] == 1.0 and m["recall"] == 1.0 and m["coverage"] == 1.0
+
+
+@pytest.mark.parametrize("points", [False, True])
+def test_metrics_equal_torch_fidelity_calculate_metrics(digits, classifier, points):
+    """Features once + torch-fidelity's feature-level functions == its all-in-one entry point."""
+    if points:
+        dm = Toy2DDataModule(name="moons", num_train=300, num_val=10, num_test=250, seed=3)
+        extractor, gen, real = ex.resolve_extractor(dm), dm.split("train")[0], dm.split("test")[0]
+    else:
+        extractor, gen, real = classifier, digits.split("train")[0][:300], digits.split("test")[0]
+    kw = dict(kid_subsets=7, kid_subset_size=200, isc_splits=4, prc_neighborhood=3)
+    ours = compute_fidelity(gen, real, extractor, seed=SEED, bootstrap_resamples=0, **kw)
+    theirs = torch_fidelity.calculate_metrics(
+        input1=TensorSamples(extractor.prepare(gen)),
+        input2=TensorSamples(extractor.prepare(real)),
+        cache=False,
+        cuda=False,
+        feature_extractor=extractor.name,
+        feature_extractor_weights_path=extractor.weights_path,
+        fid=True,
+        kid=True,
+        prc=True,
+        isc=extractor.has_logits,
+        rng_seed=SEED,
+        save_cpu_ram=True,
+        verbose=False,
+        **kw,
+    )
+    names = {
+        torch_fidelity.KEY_METRIC_FID: "fid",
+        torch_fidelity.KEY_METRIC_KID_MEAN: "kid_mean",
+        torch_fidelity.KEY_METRIC_KID_STD: "kid_std",
+        torch_fidelity.KEY_METRIC_PRECISION: "precision",
+        torch_fidelity.KEY_METRIC_RECALL: "recall",
+        torch_fidelity.KEY_METRIC_ISC_MEAN: "is_mean",
+        torch_fidelity.KEY_METRIC_ISC_STD: "is_std",
+    }
+    assert len(theirs) == (8 if extractor.has_logits else 6)  # + f_score
+    for key, value in theirs.items():
+        if key in names:
+            assert ours[names[key]] == pytest.approx(value, rel=1e-12), key
+
+
+def test_extractors_are_registered_by_resolve_extractor_not_by_import():
+    code = (
+        "from types import SimpleNamespace\n"
+        "from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY as R\n"
+        "from genbench.core.spec import DataSpec\n"
+        "from genbench.evaluation import extractors as ex\n"
+        "assert not set(ex.GENBENCH_EXTRACTORS) & set(R), 'registered on import'\n"
+        "spec = DataSpec(name='p', kind='points', shape=(2,), num_levels=None)\n"
+        "ex.resolve_extractor(SimpleNamespace(spec=spec, feature_extractor=None))\n"
+        "assert set(ex.GENBENCH_EXTRACTORS) <= set(R)\n"
+        "ex.register_extractors()  # again: a no-op\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_points_use_raw_coordinates_and_have_no_inception_score():
@@ -117,7 +180,9 @@ def test_points_use_raw_coordinates_and_have_no_inception_score():
     extractor = ex.resolve_extractor(dm)
     assert extractor.kind == "coords" and not extractor.has_logits
     gen, real = dm.split("train")[0], dm.split("test")[0]
-    m = compute_fidelity(gen, real, extractor, kid_subsets=4, kid_subset_size=200, seed=SEED)
+    m = compute_fidelity(
+        gen, real, extractor, kid_subsets=4, kid_subset_size=200, seed=SEED, bootstrap_resamples=0
+    )
     a, b = gen.double().numpy(), real.double().numpy()
     assert m["fid"] == pytest.approx(frechet(a, b), rel=1e-4)
     assert m["kid_mean"] == pytest.approx(kid(a, b, 4, 200, SEED)[0], rel=1e-4)
@@ -128,7 +193,13 @@ def test_points_use_raw_coordinates_and_have_no_inception_score():
 def test_reference_statistics_are_cached_and_keyed_by_weights(digits, classifier, tmp_path):
     gen, real = digits.split("train")[0][:200], digits.split("test")[0]
     name = reference_cache_name("digits", "test", real, classifier)
-    kw = dict(reference_name=name, cache_dir=tmp_path, kid_subsets=2, kid_subset_size=100)
+    kw = dict(
+        reference_name=name,
+        cache_dir=tmp_path,
+        kid_subsets=2,
+        kid_subset_size=100,
+        bootstrap_resamples=0,
+    )
     seen = ex.ClassifierFeatureExtractor.examples_seen
     first = compute_fidelity(gen, real, classifier, **kw)
     assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen) + len(real)
@@ -251,8 +322,28 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
         batch_size=10,
         kid_subsets=2,
         isc_splits=1,
+        density_coverage_k=2,
+        bootstrap_resamples=20,
     )
     assert all(np.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
+    assert all(np.isfinite(m[k]).all() for k in ("fid_ci", "kid_ci", "density", "coverage"))
+    # the whole sample evaluation: memorisation in Inception space and in pixels
+    m = evaluate_samples(
+        dm.split("train")[0],
+        dm,
+        cache_dir=tmp_path,
+        inception_weights=str(random_inception_weights),
+        batch_size=10,
+        kid_subsets=2,
+        isc_splits=1,
+        density_coverage_k=2,
+        bootstrap_resamples=20,
+        ct_cells=2,
+        ct_min_generated=1,
+    )
+    assert m["fidelity_extractor"] == "inception"
+    for suffix in ("", "_pixels"):  # the samples are the training images: copies
+        assert m[f"nn_copy_fraction{suffix}"] == 1.0 and m[f"authenticity{suffix}"] == 0.0
 
 
 def test_missing_inception_weights_say_which_file_goes_where(tmp_path, monkeypatch):

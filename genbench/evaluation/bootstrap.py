@@ -1,0 +1,132 @@
+"""Percentile-bootstrap intervals of FID and KID over the generated samples.
+
+The generated features are resampled with replacement (B seeded resamples of the same size), the
+reference features stay fixed, and the features are the ones already extracted for the point
+estimates, so an interval costs only linear algebra on (N, F) matrices. The intervals describe
+the sampling noise of the generated set at this sample count, not the reference's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Elements of one chunk of gathered resamples or kernel rows, float64: 16M -> 128 MB.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def resample_indices(n: int, resamples: int, seed: int) -> torch.Tensor:
+    """(B, n) long: B resamples of n indices in [0, n), drawn with replacement from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n, (resamples, n), generator=gen)
+
+
+def percentile_interval(values: torch.Tensor, level: float) -> list[float]:
+    """[low, high]: the (1 - level)/2 and (1 + level)/2 quantiles of bootstrap values (B,)."""
+    if not 0 < level < 1:
+        raise ValueError(f"ci_level={level}; valid: 0 < ci_level < 1")
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype)
+    low, high = torch.quantile(values, q).tolist()
+    return [low, high]
+
+
+def _psd_sqrt(sigma: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a symmetric PSD matrix (F, F); negative round-off clipped."""
+    evals, evecs = torch.linalg.eigh(sigma)
+    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+
+
+def fid_of_resamples(
+    generated: torch.Tensor, mu_ref: torch.Tensor, sigma_ref: torch.Tensor, indices: torch.Tensor
+) -> torch.Tensor:
+    """FID of each resample generated[indices[b]] against fixed reference statistics.
+
+    generated: (N, F) features; mu_ref (F,), sigma_ref (F, F); indices (B, N). Returns (B,)
+    float64 on the CPU, computed on generated's device. The trace term tr sqrt(S_b S_ref) is the
+    sum of sqrt(eig(R S_b R)) with R = sqrt(S_ref), a symmetric PSD matrix, so eigvalsh applies;
+    it is the quantity torch-fidelity's fid_statistics_to_metric takes from eigvals(S_1 S_2)
+    (dropping the imaginary parts of negative round-off). With F <= N the resamples' moments come
+    from draw counts times per-sample outer products (one matrix product for all resamples);
+    with N < F from the gathered samples, whose N x N Gram matrix has the same eigenvalues.
+    """
+    device = generated.device
+    x = generated.double()
+    n, f = x.shape
+    mu_ref, sigma_ref = mu_ref.double().to(device), sigma_ref.double().to(device)
+    root = _psd_sqrt(sigma_ref)
+    idx = indices.to(device)
+    if f <= n:
+        counts = torch.zeros(len(idx), n, dtype=torch.float64, device=device)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+        outer = (x[:, :, None] * x[:, None, :]).reshape(n, f * f)  # (N, F^2)
+        out = []
+        for c in counts.split(max(1, _CHUNK_ELEMENTS // (f * f))):
+            mu = c @ x / n  # (b, F)
+            second = (c @ outer).reshape(-1, f, f) / n
+            sigma = (second - mu[:, :, None] * mu[:, None, :]) * (n / (n - 1))
+            inner = root @ sigma @ root
+            tr_covmean = torch.linalg.eigvalsh(inner).clamp_min(0).sqrt().sum(1)
+            tr_sigma = sigma.diagonal(dim1=1, dim2=2).sum(1)
+            out.append(_fid(mu, mu_ref, tr_sigma, sigma_ref, tr_covmean))
+        return torch.cat(out).cpu()
+    out = []
+    for i in idx.split(max(1, _CHUNK_ELEMENTS // (n * f))):
+        xb = x[i]  # (b, N, F)
+        mu = xb.mean(1)
+        centred = (xb - mu[:, None]) / (n - 1) ** 0.5  # S_b = centred^T centred
+        a = centred @ root  # R S_b R = a^T a, same non-zero eigenvalues as a a^T
+        tr_covmean = torch.linalg.eigvalsh(a @ a.transpose(1, 2)).clamp_min(0).sqrt().sum(1)
+        tr_sigma = (centred**2).sum((1, 2))
+        out.append(_fid(mu, mu_ref, tr_sigma, sigma_ref, tr_covmean))
+    return torch.cat(out).cpu()
+
+
+def _fid(mu, mu_ref, tr_sigma, sigma_ref, tr_covmean) -> torch.Tensor:
+    return ((mu - mu_ref) ** 2).sum(1) + tr_sigma + torch.trace(sigma_ref) - 2 * tr_covmean
+
+
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """KID's kernel (x.y / F + 1)^3, torch-fidelity's defaults: (N, F), (M, F) -> (N, M)."""
+    return (x @ y.T / x.shape[1] + 1) ** 3
+
+
+def kid_of_resamples(
+    generated: torch.Tensor, reference: torch.Tensor, indices: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Full-set unbiased MMD^2 (KID's polynomial kernel) of resamples of `generated` vs `reference`.
+
+    generated (N, F), reference (M, F) features; indices (B, N) resamples, None for the one
+    unresampled set. Returns (B,) (or (1,)) float64 on the CPU.
+
+    The estimator, for draw counts c_i of generated sample i (all 1 without resampling):
+        sum_{i != j} c_i c_j k(g_i, g_j) / sum_{i != j} c_i c_j
+      + sum_{a != b} k(r_a, r_b) / (M (M - 1))
+      - 2 sum_i c_i sum_a k(g_i, r_a) / (N M).
+    Without resampling it is the unbiased MMD^2 on the full sets (KID's estimator with one subset
+    of all samples instead of the average over random subsets). Under resampling it excludes only
+    the true diagonal, k(g_i, g_i): pairs of two copies of one sample are that diagonal too, so
+    duplicates do not bias the resampled values upwards by (mean k(g, g) - mean k(g, g')) / N,
+    which near KID = 0 would be as large as the spread itself. All terms come from one N x N
+    and one N x M kernel matrix, so B resamples cost B N^2 multiply-adds.
+    """
+    device = generated.device
+    g, r = generated.double(), reference.double().to(device)
+    n, m = len(g), len(r)
+    k_gg = polynomial_kernel(g, g)
+    rows = max(1, _CHUNK_ELEMENTS // max(n, m))
+    k_gr_sums = torch.cat([polynomial_kernel(gc, r).sum(1) for gc in g.split(rows)])  # (N,)
+    k_rr_sum = sum(polynomial_kernel(rc, r).sum() for rc in r.split(rows))
+    k_rr_diag = ((r * r).sum(1) / r.shape[1] + 1) ** 3
+    yy = (k_rr_sum - k_rr_diag.sum()) / (m * (m - 1))
+    if indices is None:
+        counts = torch.ones(1, n, dtype=torch.float64, device=device)
+    else:
+        idx = indices.to(device)
+        counts = torch.zeros(len(idx), n, dtype=torch.float64, device=device)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    out = []
+    for c in counts.split(max(1, _CHUNK_ELEMENTS // n)):
+        same = (c**2 * k_gg.diagonal()).sum(1)
+        xx = (((c @ k_gg) * c).sum(1) - same) / (n**2 - (c**2).sum(1))
+        xy = c @ k_gr_sums / (n * m)
+        out.append(xx + yy - 2 * xy)
+    return torch.cat(out).cpu()

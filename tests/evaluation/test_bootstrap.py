@@ -1,0 +1,126 @@
+"""Bootstrap intervals of FID and KID: each resample's value against torch-fidelity's own
+functions or a loop over pairs, and the intervals' behaviour on Gaussian features (they cover
+the estimate, narrow like 1/sqrt(n), and sit near 0 for identical sets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import kernel_poly, mmd2
+
+from genbench.evaluation.bootstrap import (
+    fid_of_resamples,
+    kid_of_resamples,
+    percentile_interval,
+    resample_indices,
+)
+from genbench.evaluation.fidelity import fidelity_from_features
+
+LAYERS = {"fid": "f", "kid": "f", "prc": "f"}
+
+
+def gaussian(n, d, shift, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) + shift
+
+
+def torch_fidelity_fid(x, ref_stats):
+    return fid_statistics_to_metric(fid_features_to_statistics(x), ref_stats, False)[
+        "frechet_inception_distance"
+    ]
+
+
+@pytest.mark.parametrize("n, d", [(300, 8), (6, 10)])  # moments path (F <= N); Gram path
+def test_each_resampled_fid_equals_torch_fidelity(n, d):
+    x, r = gaussian(n, d, 0.3, 0) * 1.5, gaussian(400, d, 0.0, 1)
+    stats = fid_features_to_statistics(r)
+    idx = resample_indices(n, 20, seed=3)
+    values = fid_of_resamples(x, *(torch.as_tensor(stats[k]) for k in ("mu", "sigma")), idx)
+    direct = [torch_fidelity_fid(x[i], stats) for i in idx]
+    # 1e-7: torch-fidelity's eigvals of the non-symmetric S_1 S_2 take square roots of round-off
+    np.testing.assert_allclose(values.numpy(), direct, rtol=1e-7)
+
+
+def kid_by_pairs(g, r, idx):
+    """The resampled estimator as a loop over ordered pairs of resample positions."""
+    k = lambda a, b: (a @ b / len(a) + 1) ** 3  # noqa: E731
+    xs = [g[i] for i in idx]
+    num = den = 0.0
+    for a in range(len(idx)):
+        for b in range(len(idx)):
+            if idx[a] != idx[b]:  # two copies of one sample are its diagonal
+                num += k(xs[a], xs[b])
+                den += 1
+    yy = np.mean([k(r[a], r[b]) for a in range(len(r)) for b in range(len(r)) if a != b])
+    xy = np.mean([k(x, y) for x in xs for y in r])
+    return num / den + yy - 2 * xy
+
+
+def test_full_set_kid_is_torch_fidelity_unbiased_mmd_and_resamples_match_pair_loop():
+    g, r = gaussian(40, 5, 0.2, 0), gaussian(40, 5, 0.0, 1)
+    kw = {"kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None, "kid_kernel_poly_coef0": 1}
+    gn, rn = g.numpy(), r.numpy()
+    expected = mmd2(kernel_poly(gn, gn, **kw), kernel_poly(gn, rn, **kw), kernel_poly(rn, rn, **kw))
+    assert kid_of_resamples(g, r).item() == pytest.approx(expected, rel=1e-10)
+
+    g, r = gaussian(12, 4, 0.2, 2), gaussian(9, 4, 0.0, 3)  # unequal sizes, duplicates
+    idx = resample_indices(12, 4, seed=0)
+    values = kid_of_resamples(g, r, idx)
+    direct = [kid_by_pairs(g.numpy(), r.numpy(), i.tolist()) for i in idx]
+    np.testing.assert_allclose(values.numpy(), direct, rtol=1e-10)
+
+
+def intervals(n, shift, resamples=300, d=8, seed=0):
+    """(fid, fid_ci, full-set kid, kid_ci) of n shifted Gaussian samples vs a fixed reference."""
+    gen, ref = gaussian(n, d, shift, seed), gaussian(2000, d, 0.0, 99)
+    stats = fid_features_to_statistics(ref)
+    idx = resample_indices(n, resamples, seed)
+    mu, sigma = (torch.as_tensor(stats[k]) for k in ("mu", "sigma"))
+    fid_ci = percentile_interval(fid_of_resamples(gen, mu, sigma, idx), 0.95)
+    kid_ci = percentile_interval(kid_of_resamples(gen, ref, idx), 0.95)
+    return torch_fidelity_fid(gen, stats), fid_ci, kid_of_resamples(gen, ref).item(), kid_ci
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_intervals_cover_the_estimates_and_narrow_like_one_over_sqrt_n(seed):
+    small, large = intervals(500, 0.3, seed=seed), intervals(2000, 0.3, seed=seed)
+    for fid, fid_ci, kid, kid_ci in (small, large):
+        assert fid_ci[0] <= fid <= fid_ci[1] and kid_ci[0] <= kid <= kid_ci[1]
+    for i in (1, 3):  # fid_ci, kid_ci
+        ratio = (small[i][1] - small[i][0]) / (large[i][1] - large[i][0])
+        assert 1.5 < ratio < 2.7, (i, ratio)  # 4x the samples: half the width (not 1, not 4)
+
+
+def test_interval_keys_from_features():
+    gen, ref = gaussian(300, 4, 0.3, 0).float(), gaussian(300, 4, 0.0, 1).float()
+    kw = dict(kid_subsets=5, kid_subset_size=100, seed=2)
+    m = fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, bootstrap_resamples=100, **kw)
+    assert m["fid_ci"][0] <= m["fid"] <= m["fid_ci"][1]
+    assert m["kid_ci"][0] <= m["kid_mean"] <= m["kid_ci"][1]
+    idx = resample_indices(300, 100, 2)
+    values = kid_of_resamples(gen, ref, idx)
+    assert m["kid_ci"] == pytest.approx(percentile_interval(values, 0.95), rel=1e-12)
+    none = fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, bootstrap_resamples=0, **kw)
+    assert none["fid_ci"] is None and none["kid_ci"] is None and none["fid"] == m["fid"]
+
+
+def test_bootstrap_fid_of_identical_sets_is_near_zero():
+    n, d = 1000, 8
+    x = gaussian(n, d, 0.0, 0).float()
+    m = fidelity_from_features({"f": x}, {"f": x}, LAYERS, kid_subsets=5, bootstrap_resamples=200)
+    assert abs(m["fid"]) < 1e-6
+    # Resampling noise alone, for S = I: tr(S)/n from the means plus about (d^2 + d)/(4n) from
+    # the covariances, 0.026 on average: a fraction of the FID of a 0.2 shift (8 * 0.2^2 = 0.32).
+    noise = d / n + (d * d + d) / (4 * n)
+    assert 0.3 * noise < m["fid_ci"][0] < noise < m["fid_ci"][1] < 2.5 * noise
+
+
+def test_percentile_interval_and_seeded_resamples():
+    values = torch.arange(1001, dtype=torch.float64)
+    assert percentile_interval(values, 0.95) == pytest.approx([25.0, 975.0])
+    with pytest.raises(ValueError, match="ci_level"):
+        percentile_interval(values, 95)
+    assert torch.equal(resample_indices(50, 3, 7), resample_indices(50, 3, 7))
+    assert not torch.equal(resample_indices(50, 3, 7), resample_indices(50, 3, 8))
