@@ -181,8 +181,8 @@ def generate(module, n: int, batch_size: int = 256, seed: int = 0) -> torch.Tens
 
 
 def pixels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
-    """Images long (N, C, H, W) in [0, K) -> (N, C*H*W) float in [0, 1]: pixel-space vectors."""
-    return x.flatten(1).double() / (num_levels - 1)
+    """Images long (N, C, H, W) in [0, K) -> (N, C*H*W) float32 in [0, 1]: pixel vectors."""
+    return x.flatten(1).float() / (num_levels - 1)
 
 
 class RealData:

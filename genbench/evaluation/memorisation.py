@@ -29,7 +29,7 @@ import torch
 from scipy.stats import mannwhitneyu
 from sklearn.cluster import KMeans
 
-from genbench.evaluation.neighbours import nearest
+from genbench.evaluation.neighbours import distance_chunks, nearest
 
 MEMORISATION_KEYS = ("nn_copy_fraction", "ct_score", "authenticity")
 
@@ -54,33 +54,54 @@ def mann_whitney_z(gen_dists: np.ndarray, test_dists: np.ndarray) -> float:
 
 
 def ct_statistic(
-    gen: torch.Tensor,
+    gen_dist: np.ndarray,
     gen_cells: np.ndarray,
-    test: torch.Tensor,
+    test_dist: np.ndarray,
     test_cells: np.ndarray,
-    train: torch.Tensor,
-    train_cells: np.ndarray,
     num_cells: int,
     min_generated: int,
 ) -> float | None:
-    """C_T from samples (N, F), (M, F), (L, F) and their cell ids in [0, num_cells).
+    """C_T from each generated (N,) and test (M,) sample's distance to the nearest training
+    example of its own cell (as in the authors' code) and the cell ids in [0, num_cells).
 
-    In each cell, distances go to the nearest training example of that cell (as in the authors'
-    code). Cells with fewer than `min_generated` generated samples (Meehan et al.'s Pi_tau) or
-    without test samples (weight 0) are left out; None when no cell is left.
+    Cells with fewer than `min_generated` generated samples (Meehan et al.'s Pi_tau) or without
+    test samples (weight 0) are left out; None when no cell is left.
     """
     weights, scores = [], []
     for c in range(num_cells):
-        g, t, tr = gen[gen_cells == c], test[test_cells == c], train[train_cells == c]
-        if len(g) < min_generated or len(t) == 0 or len(tr) == 0:
+        g, t = gen_dist[gen_cells == c], test_dist[test_cells == c]
+        if len(g) < min_generated or len(t) == 0:
             continue
-        gen_d = nearest(g, tr)[0][:, 0].cpu().numpy()
-        test_d = nearest(t, tr)[0][:, 0].cpu().numpy()
-        weights.append(len(t) / len(test))
-        scores.append(mann_whitney_z(gen_d, test_d))
+        weights.append(len(t) / len(test_dist))
+        scores.append(mann_whitney_z(g, t))
     if not weights:
         return None
     return float(np.dot(weights, scores) / np.sum(weights))
+
+
+def train_neighbours(
+    x: torch.Tensor, x_cells: np.ndarray, train: torch.Tensor, train_cells: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """For each row of x (N, F): the distance (N,) to and index (N,) of its nearest
+    training row (L, F), and the distance (N,) to the nearest training row of its own cell (inf
+    when the cell holds none), from one pass over the distance matrix."""
+    xc = torch.as_tensor(x_cells, device=train.device)
+    tc = torch.as_tensor(train_cells, device=train.device)
+    dist, idx, in_cell, start = [], [], [], 0
+    for d in distance_chunks(x, train):  # (rows, L)
+        rows = xc[start : start + len(d)]
+        start += len(d)
+        best = d.min(1)
+        dist.append(best.values)
+        idx.append(best.indices)
+        in_cell.append(d.masked_fill(rows[:, None] != tc[None, :], float("inf")).min(1).values)
+    return torch.cat(dist).cpu(), torch.cat(idx).cpu(), torch.cat(in_cell).cpu().numpy()
+
+
+def train_cells(train: torch.Tensor, num_cells: int, seed: int) -> KMeans:
+    """k-means (scikit-learn, seeded) with min(num_cells, L) cells on the training set (L, F)."""
+    k = min(num_cells, len(train))
+    return KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(_numpy(train))
 
 
 def ct_score(
@@ -93,14 +114,12 @@ def ct_score(
     seed: int = 0,
 ) -> float | None:
     """C_T of generated (N, F) vs test (M, F) samples with `num_cells` k-means cells of the
-    training set (L, F) (at most L cells; scikit-learn's KMeans, seeded)."""
-    k = min(num_cells, len(train))
-    kmeans = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(train.double().numpy())
-
-    def cells(x: torch.Tensor) -> np.ndarray:
-        return kmeans.predict(x.double().numpy())
-
-    return ct_statistic(gen, cells(gen), test, cells(test), train, kmeans.labels_, k, min_generated)
+    training set (L, F)."""
+    kmeans = train_cells(train, num_cells, seed)
+    gen_cells, test_cells = (kmeans.predict(_numpy(x)) for x in (gen, test))
+    gen_d = train_neighbours(gen, gen_cells, train, kmeans.labels_)[2]
+    test_d = train_neighbours(test, test_cells, train, kmeans.labels_)[2]
+    return ct_statistic(gen_d, gen_cells, test_d, test_cells, kmeans.n_clusters, min_generated)
 
 
 def authenticity(gen_dist: torch.Tensor, gen_index: torch.Tensor, train: torch.Tensor) -> float:
@@ -127,12 +146,19 @@ def memorisation_metrics(
 ) -> dict:
     """{nn_copy_fraction, ct_score, authenticity} of generated (N, F) vs training (L, F) samples,
     with held-out test samples (M, F) as the reference of what fresh samples look like."""
-    gen_d, gen_idx = nearest(gen, train)
-    test_d = nearest(test, train)[0][:, 0]
+    kmeans = train_cells(train, ct_cells, seed)
+    gen_cells, test_cells = (kmeans.predict(_numpy(x)) for x in (gen, test))
+    gen_d, gen_idx, gen_cell_d = train_neighbours(gen, gen_cells, train, kmeans.labels_)
+    test_d, _, test_cell_d = train_neighbours(test, test_cells, train, kmeans.labels_)
     return {
-        "nn_copy_fraction": nn_copy_fraction(gen_d[:, 0], test_d, copy_percentile),
-        "ct_score": ct_score(
-            gen, test, train, num_cells=ct_cells, min_generated=ct_min_generated, seed=seed
+        "nn_copy_fraction": nn_copy_fraction(gen_d, test_d, copy_percentile),
+        "ct_score": ct_statistic(
+            gen_cell_d, gen_cells, test_cell_d, test_cells, kmeans.n_clusters, ct_min_generated
         ),
-        "authenticity": authenticity(gen_d[:, 0], gen_idx[:, 0], train),
+        "authenticity": authenticity(gen_d, gen_idx, train),
     }
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """float32 on the CPU: k-means needs only the cells, at half the memory of float64."""
+    return x.detach().cpu().float().numpy()
