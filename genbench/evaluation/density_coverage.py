@@ -18,7 +18,9 @@ from genbench.evaluation.neighbours import distance_chunks, kth_neighbour_radius
 
 
 def density_coverage(generated: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict:
-    """{'density', 'coverage'} of generated (N, F) against real (M, F) features, k-NN balls."""
+    """{'density', 'coverage'} of generated (N, F) against real (M, F) features, k-NN balls.
+
+    A non-finite generated sample (a diverged sampler's) lies in no ball."""
     if len(real) <= k:
         raise ValueError(f"density/coverage with k={k} needs more than {k} real samples")
     radii = kth_neighbour_radius(real, k)  # (M,)
@@ -26,7 +28,7 @@ def density_coverage(generated: torch.Tensor, real: torch.Tensor, k: int = 5) ->
     nearest_gen = torch.full_like(radii, float("inf"))
     for d in distance_chunks(generated, real.to(radii.device)):  # (rows, M)
         inside += (d < radii).sum()
-        nearest_gen = torch.minimum(nearest_gen, d.min(0).values)
+        nearest_gen = torch.minimum(nearest_gen, d.nan_to_num(float("inf")).min(0).values)
     return {
         "density": float(inside / (k * len(generated))),
         "coverage": float((nearest_gen < radii).double().mean()),

@@ -20,7 +20,7 @@ from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
 from genbench.evaluation import extractors as ex
 from genbench.evaluation.features import TensorSamples, reference_cache_name
-from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples
+from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples, floor_split
 
 SEED = 7
 
@@ -380,3 +380,13 @@ def test_class_coverage_counts_match_direct_classification():
     collapsed = class_coverage(test[:1].repeat(300, 1, 1, 1), test, extractor)
     assert collapsed["classes_covered"] == 1 and sum(collapsed["class_counts"]) == 300
     assert collapsed["class_kl"] > 1.5  # about log(10): one class instead of ten
+
+
+def test_floor_holds_out_training_examples_for_memorisation():
+    small = floor_split(torch.arange(1000)[:, None], 1000, seed=0)  # digits: train = 1000
+    assert len(small["fidelity"]) == 1000 and len(small["generated"]) == 500
+    held, rest = set(small["generated"].flatten().tolist()), set(small["train"].flatten().tolist())
+    assert not held & rest and len(held | rest) == 1000
+    large = floor_split(torch.arange(5000)[:, None], 1000, seed=0)
+    assert torch.equal(large["generated"], large["fidelity"]) and len(large["train"]) == 4000
+    assert not set(large["generated"].flatten().tolist()) & set(large["train"].flatten().tolist())

@@ -60,6 +60,9 @@ def test_density_coverage_equal_brute_force_loop():
     assert m["density"] == pytest.approx(inside / (k * len(fake)), abs=1e-12)
     assert m["coverage"] == pytest.approx(covered / len(real), abs=1e-12)
     assert density_coverage(real, real, k)["coverage"] == 1.0
+    with_nan = density_coverage(torch.cat([fake, torch.full((1, 3), float("nan"))]), real, k)
+    assert with_nan["coverage"] == m["coverage"]  # a NaN sample covers nothing
+    assert with_nan["density"] == pytest.approx(m["density"] * 20 / 21)
 
 
 class Replay(GenerativeModule):
