@@ -91,6 +91,7 @@ class EvalSchema:
     prc_neighborhood: int = 3
     bootstrap_resamples: int = 1000  # fid_ci, kid_ci; 0 = no intervals
     ci_level: float = 0.95
+    ci_method: str = "normal"  # normal | percentile | basic (evaluation/bootstrap.py)
     density_coverage_k: int = 5
     memorisation: bool = True
     memorisation_pixels: bool = True  # also in pixel space, for images

@@ -114,7 +114,12 @@ def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -
         if is_wandb(lg):
             run = lg.experiment
             ident = {k: record[k] for k in res.RECORD_KEYS}
-            run.summary.update({**numeric, **ident, "nll_kind": metrics["nll_kind"]})
+            # Intervals and curves as lists, so a run rebuilt from W&B keeps them.
+            lists = {
+                k: v for k, v in metrics.items() if isinstance(v, list) and k in res.METRIC_KEYS
+            }
+            run.summary.update({**numeric, **lists, **ident, "nll_kind": metrics["nll_kind"]})
+            run.summary.update({"sampler": metrics.get("sampler")})
             for key in ("samples", "nearest_neighbours"):
                 if (out_dir / f"{key}.png").exists():
                     lg.log_image(key, [str(out_dir / f"{key}.png")])
@@ -295,3 +300,7 @@ def _finish_wandb(loggers: list) -> None:
         import wandb
 
         wandb.finish()
+        # finish() can return before W&B's service process has written the run's last records
+        # (the summary) to the offline file; teardown waits for it, so the file is complete
+        # when the job returns (a table built right after the sweep reads every metric).
+        wandb.teardown()

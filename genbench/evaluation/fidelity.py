@@ -20,9 +20,9 @@ from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
 
 from genbench.evaluation.bootstrap import (
+    bootstrap_interval,
     fid_of_resamples,
     kid_of_resamples,
-    percentile_interval,
     resample_indices,
 )
 from genbench.evaluation.density_coverage import density_coverage
@@ -85,6 +85,7 @@ def fidelity_from_features(
     seed: int = 0,
     bootstrap_resamples: int = 1000,
     ci_level: float = 0.95,
+    ci_method: str = "normal",
     density_coverage_k: int = 5,
 ) -> dict:
     """The FIDELITY_KEYS metrics of generated vs reference features ({layer: (N, F)}).
@@ -92,9 +93,10 @@ def fidelity_from_features(
     FID, KID, IS, precision/recall: torch-fidelity's feature-level functions with the arguments
     torch_fidelity.calculate_metrics passes them. KID subsets have min(kid_subset_size, N, M)
     examples; IS is None without an "isc" layer (no logits). fid_ci, kid_ci: `ci_level`
-    percentile-bootstrap intervals over `bootstrap_resamples` resamples of the generated
-    features (None when 0); kid_ci is for the full-set unbiased MMD^2 (bootstrap.py), whose
-    expectation kid_mean (an average over subsets) shares. density, coverage: Naeem et al.
+    `ci_method` bootstrap intervals (bootstrap.bootstrap_interval) over `bootstrap_resamples`
+    resamples of the generated features (None when 0); kid_ci is for the full-set unbiased
+    MMD^2 (bootstrap.py), whose expectation kid_mean (an average over subsets) shares; it is
+    placed around kid_mean. density, coverage: Naeem et al.
     """
     n = min(len(gen[layers["fid"]]), len(ref[layers["fid"]]))
     if n < max(prc_neighborhood, density_coverage_k) + 1:
@@ -131,9 +133,13 @@ def fidelity_from_features(
     if bootstrap_resamples > 0:
         idx = resample_indices(len(g), bootstrap_resamples, seed)
         mu, sigma = (torch.as_tensor(ref_stats[k]) for k in ("mu", "sigma"))
-        metrics["fid_ci"] = percentile_interval(fid_of_resamples(g, mu, sigma, idx), ci_level)
+        fids = fid_of_resamples(g, mu, sigma, idx)
+        metrics["fid_ci"] = bootstrap_interval(fids, metrics["fid"], ci_level, ci_method, 0.0)
         kid_g, kid_r = gen[layers["kid"]], ref[layers["kid"]]
-        metrics["kid_ci"] = percentile_interval(kid_of_resamples(kid_g, kid_r, idx), ci_level)
+        kids = kid_of_resamples(kid_g, kid_r, idx)
+        # The interval of the full-set estimator, placed around the reported subset KID.
+        metrics["kid_ci"] = bootstrap_interval(kids, metrics["kid_mean"], ci_level, ci_method)
+        metrics["ci_method"] = f"{ci_method} bootstrap, {bootstrap_resamples} resamples"
     metrics.update(density_coverage(g, r, density_coverage_k))
     return metrics
 

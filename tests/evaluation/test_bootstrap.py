@@ -11,6 +11,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_kid import kernel_poly, mmd2
 
 from genbench.evaluation.bootstrap import (
+    bootstrap_interval,
     fid_of_resamples,
     kid_of_resamples,
     percentile_interval,
@@ -101,7 +102,10 @@ def test_interval_keys_from_features():
     assert m["kid_ci"][0] <= m["kid_mean"] <= m["kid_ci"][1]
     idx = resample_indices(300, 100, 2)
     values = kid_of_resamples(gen, ref, idx)
-    assert m["kid_ci"] == pytest.approx(percentile_interval(values, 0.95), rel=1e-12)
+    expected = bootstrap_interval(values, m["kid_mean"], 0.95, "normal")
+    assert m["kid_ci"] == pytest.approx(expected, rel=1e-12)
+    half = 1.959963984540054 * values.std().item()  # the normal interval, by hand
+    assert m["kid_ci"] == pytest.approx([m["kid_mean"] - half, m["kid_mean"] + half], rel=1e-9)
     none = fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, bootstrap_resamples=0, **kw)
     assert none["fid_ci"] is None and none["kid_ci"] is None and none["fid"] == m["fid"]
 
@@ -109,7 +113,9 @@ def test_interval_keys_from_features():
 def test_bootstrap_fid_of_identical_sets_is_near_zero():
     n, d = 1000, 8
     x = gaussian(n, d, 0.0, 0).float()
-    m = fidelity_from_features({"f": x}, {"f": x}, LAYERS, kid_subsets=5, bootstrap_resamples=200)
+    m = fidelity_from_features(
+        {"f": x}, {"f": x}, LAYERS, kid_subsets=5, bootstrap_resamples=200, ci_method="percentile"
+    )
     assert abs(m["fid"]) < 1e-6
     # Resampling noise alone, for S = I: tr(S)/n from the means plus about (d^2 + d)/(4n) from
     # the covariances, 0.026 on average: a fraction of the FID of a 0.2 shift (8 * 0.2^2 = 0.32).
@@ -124,3 +130,14 @@ def test_percentile_interval_and_seeded_resamples():
         percentile_interval(values, 95)
     assert torch.equal(resample_indices(50, 3, 7), resample_indices(50, 3, 7))
     assert not torch.equal(resample_indices(50, 3, 7), resample_indices(50, 3, 8))
+
+
+def test_interval_methods_and_errors():
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0] * 20, dtype=torch.float64)
+    assert bootstrap_interval(values, 3.0, 0.9, "percentile") == percentile_interval(values, 0.9)
+    lo, hi = percentile_interval(values, 0.9)
+    assert bootstrap_interval(values, 2.0, 0.9, "basic") == pytest.approx([4 - hi, 4 - lo])
+    low, high = bootstrap_interval(values, 0.5, 0.95, "normal", lower=0.0)
+    assert low == 0.0 and high == pytest.approx(0.5 + 1.959963984540054 * values.std().item())
+    with pytest.raises(ValueError, match=r"ci_method='bca'; valid: \['normal'"):
+        bootstrap_interval(values, 1.0, 0.95, "bca")
