@@ -11,14 +11,10 @@ from torch.utils.data import DataLoader, Subset
 from torchmetrics import Metric
 
 from genbench.core.atomic import atomic_write
+from genbench.maths.distributions import bits_per_dim
 
 # Per-example test bits/dim, in the test split's order, saved beside results.json.
 PER_EXAMPLE_NLL = "test_nll_bpd.npy"
-
-
-def bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:
-    """bpd = nll_nats / (D ln 2)."""
-    return nll_nats / (num_dims * math.log(2))
 
 
 class BitsPerDim(Metric):

@@ -6,17 +6,14 @@ Both give the exact likelihood (nll_kind = "exact"): images through a discrete h
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
+from genbench.maths.distributions import gaussian_log_prob
 from genbench.nets.discrete import make_head
 from genbench.nets.masked import MADE, GatedPixelCNN
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 class ARM(GenerativeModule):
@@ -60,8 +57,7 @@ class ARM(GenerativeModule):
     def points_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) of points x (B, D) -> (B,) in nats."""
         log_w, mean, log_std = self._mixture(x)
-        z = (x.unsqueeze(1) - mean) * torch.exp(-log_std)
-        log_comp = -0.5 * (z**2 + LOG_2PI) - log_std
+        log_comp = gaussian_log_prob(x.unsqueeze(1), mean, log_std)
         return torch.logsumexp(log_w + log_comp, dim=1).sum(1)
 
     # --- GenerativeModule ---------------------------------------------------------------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import lightning as L
 import torch
 
 from genbench.core.spec import DataSpec
+from genbench.maths.distributions import bits_per_dim, levels_to_unit
 
 NLL_KINDS = ("exact", "bound", "estimate", "none")
 
@@ -75,13 +75,13 @@ class GenerativeModule(L.LightningModule):
 
     # --- shared helpers ------------------------------------------------------------
     def nats_to_bpd(self, nats: torch.Tensor) -> torch.Tensor:
-        return nats / (self.spec.num_dims * math.log(2))
+        return bits_per_dim(nats, self.spec.num_dims)
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, K) -> floats in [-1, 1]; points unchanged."""
         if not self.spec.is_image:
             return x.float()
-        return x.float() / (self.spec.num_levels - 1) * 2 - 1
+        return levels_to_unit(x, self.spec.num_levels)
 
     def validation_nll(self, batch) -> torch.Tensor:
         """Per-example NLL used for model selection; families may return a cheaper bound."""

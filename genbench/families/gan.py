@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
+from genbench.maths.distributions import unit_to_levels
 from genbench.nets.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator
 from genbench.nets.mlp import mlp
 
@@ -93,8 +94,7 @@ class GAN(GenerativeModule):
         self.generator.train(was_training)
         if not self.spec.is_image:
             return y
-        k = self.spec.num_levels
-        return ((y.clamp(-1, 1) + 1) / 2 * (k - 1)).round().long()
+        return unit_to_levels(y, self.spec.num_levels)
 
     def sampling_cost(self) -> dict:
         return {"nfe": 1}

@@ -12,16 +12,10 @@ import torch
 
 from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
+from genbench.maths.distributions import gaussian_log_prob, normal_kl
 from genbench.nets.conv import ConvDecoder, ConvEncoder
 from genbench.nets.discrete import make_head
 from genbench.nets.mlp import mlp
-
-LOG_2PI = math.log(2 * math.pi)
-
-
-def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(x; mean, exp(log_std)^2) in nats."""
-    return -0.5 * (((x - mean) * torch.exp(-log_std)) ** 2 + LOG_2PI) - log_std
 
 
 class VAE(GenerativeModule):
@@ -76,7 +70,7 @@ class VAE(GenerativeModule):
         mean, log_std = self.encode(x)
         z = mean + log_std.exp() * torch.randn(k, *mean.shape, device=x.device, dtype=mean.dtype)
         log_q = gaussian_log_prob(z, mean, log_std).sum(-1)
-        log_prior = gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z)).sum(-1)
+        log_prior = gaussian_log_prob(z, 0.0, 0.0).sum(-1)
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
         log_px = self.decode_log_prob(z.reshape(-1, self.latent_dim), xs).view(k, -1)
         return (log_px + log_prior - log_q).T
@@ -85,7 +79,7 @@ class VAE(GenerativeModule):
         """(reconstruction log-likelihood, KL(q || p)) per example, each (B,) in nats."""
         mean, log_std = self.encode(x)
         z = mean + log_std.exp() * torch.randn_like(mean)
-        kl = 0.5 * (mean**2 + torch.exp(2 * log_std) - 1 - 2 * log_std).sum(-1)
+        kl = normal_kl(mean, 2 * log_std, 0.0, 0.0).sum(-1)
         return self.decode_log_prob(z, x), kl
 
     # --- GenerativeModule -----------------------------------------------------------

@@ -11,9 +11,8 @@ import math
 import torch
 from torch import nn
 
+from genbench.maths.distributions import gaussian_log_prob
 from genbench.nets.mlp import mlp
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 def _num_positions(x: torch.Tensor) -> int:
@@ -162,11 +161,6 @@ class FlowSequence(nn.Module):
         return y
 
 
-def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) summed over all but the batch dimension: (B, ...) -> (B,)."""
-    return (-0.5 * (z**2 + LOG_2PI)).flatten(1).sum(1)
-
-
 class MultiScaleFlow(nn.Module):
     """RealNVP/Glow multi-scale flow on (C, H, W) with a standard normal base.
 
@@ -225,7 +219,7 @@ class MultiScaleFlow(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) -> (log N(z) of all base draws (B,), log|det| (B,))."""
         zs, logdet = self.encode(x)
-        return sum(std_normal_log_prob(z) for z in zs), logdet
+        return sum(gaussian_log_prob(z, 0.0, 0.0).flatten(1).sum(1) for z in zs), logdet
 
     def inverse_from_noise(self, zs: list[torch.Tensor]) -> torch.Tensor:
         """zs: base draws with shapes (B, *out_shapes[i]) -> x (B, C, H, W)."""
@@ -252,7 +246,7 @@ class PointFlow(nn.Module):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         z, logdet = self.flow(x)
-        return std_normal_log_prob(z) + logdet
+        return gaussian_log_prob(z, 0.0, 0.0).sum(1) + logdet
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         return self.flow.inverse(z)

@@ -8,10 +8,12 @@ import lightning as L
 import torch
 
 
-def fit(module, dm, steps: int) -> None:
-    """Train `module` for `steps` optimiser steps with Lightning, no logging or checkpoints."""
+def fit(module, dm, steps: int, callbacks: list | None = None) -> None:
+    """Train `module` for `steps` optimiser steps with Lightning, no logging or checkpoints
+    (`callbacks`, e.g. genbench's EMA, as a run would add them)."""
     L.Trainer(
         max_steps=steps,
+        callbacks=callbacks,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
