@@ -2,10 +2,10 @@
 
 The process (schedules, q, posterior, bound, loss) is maths/gaussian_diffusion.py; what the
 network predicts (eps, v, or "grid": a posterior over x0's K levels, the digits default) is
-maths/diffusion_parameterisations.py; samplers (DDPM, DDIM, ...) are samplers/, run by
-samplers.base.run on the network's x0. This module assembles them: a U-Net for images, a
-residual MLP for points (the run's EMA callback averages the weights that sampling and
-likelihoods use).
+maths/diffusion_parameterisations.py; samplers (DDPM, DDIM, DPM-Solver++(2M), UniPC) are
+samplers/, run by samplers.base.run on the network's x0. This module assembles them: a U-Net
+for images, a residual MLP for points (the run's EMA callback averages the weights that
+sampling and likelihoods use).
 
 `nll` is the variational bound: prior KL at t=T, the KL terms of every step and a decoder at
 t=0 (discretized Gaussian over the K levels for images, a Gaussian density for points).
@@ -28,8 +28,11 @@ from genbench.nets.unet import TimeMLP, UNet
 from genbench.samplers.base import Sampler, run
 from genbench.samplers.ddim import DDIM
 from genbench.samplers.ddpm import DDPM
+from genbench.samplers.dpm_solver import DPMSolverPP
+from genbench.samplers.unipc import UniPC
 
-SAMPLERS = ("ddpm", "ddim")
+# Every sampler walks this process from the network's x0; only DDIM takes an option (eta).
+SAMPLERS = {"ddpm": DDPM, "ddim": DDIM, "dpm_solver++": DPMSolverPP, "unipc": UniPC}
 
 
 class Diffusion(GenerativeModule):
@@ -104,13 +107,14 @@ class Diffusion(GenerativeModule):
 
     # --- sampling ---------------------------------------------------------------------------
     def make_sampler(self, name: str, steps: int) -> Sampler:
-        """The sampler `name` over this process at `steps` steps (DDPM: steps must be T)."""
-        if name == "ddpm":
-            sampler = DDPM(self.diffusion)
-        elif name == "ddim":
+        """The sampler `name` (a key of SAMPLERS) over this process at `steps` network calls
+        (DDPM: steps must be T)."""
+        if name not in SAMPLERS:
+            raise ValueError(f"sampler={name!r}; valid: {', '.join(map(repr, SAMPLERS))}")
+        if name == "ddim":
             sampler = DDIM(self.diffusion, self.hparams.eta)
         else:
-            raise ValueError(f"sampler={name!r}; valid: {', '.join(map(repr, SAMPLERS))}")
+            sampler = SAMPLERS[name](self.diffusion)
         sampler.set_timesteps(steps)
         return sampler
 

@@ -95,7 +95,12 @@ def test_digits_trains_beats_uniform_and_state_round_trips(tmp_path):
     assert module.sampling_cost() == {"nfe": 10, "sampler": "DDIM-10"}
     g = [torch.Generator().manual_seed(1) for _ in range(2)]
     assert torch.equal(module.sample(4, g[0]), module.sample(4, g[1]))  # deterministic given z
-    with pytest.raises(ValueError, match="sampler='euler'; valid: 'ddpm', 'ddim'"):
+    module.configure_sampler("dpm_solver++", 5)
+    assert module.sampling_cost() == {"nfe": 5, "sampler": "DPM-Solver++(2M)-5"}
+    assert module.sample(3).shape == (3, 1, 8, 8)
+    module.configure_sampler("unipc", 5)
+    assert module.sampling_cost() == {"nfe": 5, "sampler": "UniPC-5"}
+    with pytest.raises(ValueError, match="sampler='euler'; valid: 'ddpm', 'ddim', 'dpm_solver"):
         module.configure_sampler("euler", 10)
     with pytest.raises(ValueError, match="ddpm runs all T=200 steps, not 10"):
         module.configure_sampler("ddpm", 10)
