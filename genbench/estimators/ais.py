@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from genbench.maths.distributions import bits_per_dim
 from genbench.maths.histogram import HistogramBase
 from genbench.samplers.langevin import energy_and_grad
 
@@ -189,9 +190,7 @@ def ladder_summary(rungs: list[dict], mean_data_nats: float, num_dims: int) -> d
     lengthening moved log Z (so the NLL) by at most the longest rung's standard error (or by
     float32 noise, 1e-4 nats, where all weights agree); one rung cannot show it: not converged.
     """
-    ladder = [
-        {**r, "nll_bpd": (mean_data_nats + r["log_z"]) / (num_dims * math.log(2))} for r in rungs
-    ]
+    ladder = [{**r, "nll_bpd": bits_per_dim(mean_data_nats + r["log_z"], num_dims)} for r in rungs]
     moved = abs(ladder[-1]["log_z"] - ladder[-2]["log_z"]) if len(ladder) > 1 else math.inf
     return {
         "log_z_ladder": ladder,

@@ -84,6 +84,6 @@ def unit_to_levels(y: torch.Tensor, num_levels: int) -> torch.Tensor:
     return ((y.clamp(-1, 1) + 1) / 2 * (num_levels - 1)).round().long()
 
 
-def bits_per_dim(nll_nats: torch.Tensor, num_dims: int) -> torch.Tensor:
-    """bpd = nll_nats / (D ln 2), D = num_dims."""
+def bits_per_dim(nll_nats: torch.Tensor | float, num_dims: int) -> torch.Tensor | float:
+    """bpd = nll_nats / (D ln 2), D = num_dims (a tensor elementwise, or a float)."""
     return nll_nats / (num_dims * math.log(2))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genbench.maths.distributions import levels_to_unit, unit_to_levels
+
 
 class CategoricalHead:
     """A free categorical over the K levels of every element: P = K logits."""
@@ -45,7 +47,7 @@ class DiscretizedLogisticMixtureHead:
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits, means, log_scales = self._split(params.float())
         k = self.num_levels
-        xs = (x.float() / (k - 1) * 2 - 1).unsqueeze(1)  # (B, 1, *S) in [-1, 1]
+        xs = levels_to_unit(x, k).unsqueeze(1)  # (B, 1, *S) in [-1, 1]
         half_bin = 1.0 / (k - 1)
         centered = xs - means
         inv_s = torch.exp(-log_scales)
@@ -84,8 +86,7 @@ class DiscretizedLogisticMixtureHead:
         s = log_scales.gather(1, comp).squeeze(1).exp()
         u = torch.rand(mu.shape, generator=generator, device=mu.device).clamp(1e-5, 1 - 1e-5)
         y = mu + s * (torch.log(u) - torch.log1p(-u))
-        k = self.num_levels
-        return ((y.clamp(-1, 1) + 1) / 2 * (k - 1)).round().long()
+        return unit_to_levels(y, self.num_levels)
 
 
 def make_head(kind: str, num_levels: int, num_mixtures: int = 5):
