@@ -25,19 +25,19 @@ class Flow(GenerativeModule):
     def __init__(
         self,
         spec: DataSpec | dict,
-        hidden: int = 64,
-        depth: int = 1,
-        num_scales: int = 2,
-        steps: int = 4,
-        checkerboard_steps: int = 2,
-        preprocess: str = "logit",
-        logit_alpha: float = 0.05,
-        points_hidden: int = 128,
-        points_layers: int = 8,
-        points_net_layers: int = 2,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        grad_clip: float = 100.0,
+        hidden: int,
+        depth: int,
+        num_scales: int,
+        steps: int,
+        checkerboard_steps: int,
+        preprocess: str,
+        logit_alpha: float,
+        points_hidden: int,
+        points_layers: int,
+        points_net_layers: int,
+        lr: float,
+        weight_decay: float,
+        grad_clip: float,
     ):
         super().__init__(spec)
         if preprocess not in ("logit", "affine"):
@@ -100,14 +100,15 @@ class Flow(GenerativeModule):
 
     def sampling_cost(self) -> dict:
         nfe = sum(isinstance(m, AffineCoupling) for m in self.modules())
-        return {"nfe": nfe}
+        return {"nfe": nfe, "sampler": "inverse flow"}
 
     # --- training -------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = self.data(batch)
         nll = -self.log_prob(x)
         loss = nll.mean() / self.spec.num_dims  # per dimension: the scale does not grow with D
-        self.log("train/nll_bpd", self.nats_to_bpd(nll).mean(), batch_size=len(x))
+        bpd = self.nats_to_bpd(nll).mean()
+        self.log_dict({"train/loss": loss, "train/nll_bpd": bpd}, batch_size=len(x))
         return loss
 
     def configure_gradient_clipping(

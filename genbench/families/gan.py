@@ -53,18 +53,18 @@ class GAN(GenerativeModule):
     def __init__(
         self,
         spec: DataSpec | dict,
-        loss: str = "nonsaturating",
-        latent_dim: int = 64,
-        hidden: int = 64,
-        points_latent_dim: int = 8,
-        points_hidden: int = 128,
-        spectral_norm: bool = False,
-        d_steps: int = 1,
-        gp_weight: float = 10.0,
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        real_noise: bool = True,
+        loss: str,
+        latent_dim: int,
+        hidden: int,
+        points_latent_dim: int,
+        points_hidden: int,
+        spectral_norm: bool,
+        d_steps: int,
+        gp_weight: float,
+        lr_g: float,
+        lr_d: float,
+        betas: tuple[float, float],
+        real_noise: bool,
     ):
         super().__init__(spec)
         if loss not in LOSSES:
@@ -97,7 +97,7 @@ class GAN(GenerativeModule):
         return unit_to_levels(y, self.spec.num_levels)
 
     def sampling_cost(self) -> dict:
-        return {"nfe": 1}
+        return {"nfe": 1, "sampler": "generator"}
 
     # --- training -------------------------------------------------------------------
     def real_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +133,16 @@ class GAN(GenerativeModule):
             self.manual_backward(g_loss)
             opt_g.step()
             logs["train/g_loss"] = g_loss.detach()
+        logs["train/loss"] = d_loss.detach()  # the common panel name: D's objective
         self.log_dict(logs, batch_size=len(real))
         return d_loss.detach()
+
+    # The D/G alternation counter travels in checkpoints (exact resume with d_steps > 1).
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gan_d_updates"] = self._d_updates
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._d_updates = int(checkpoint.get("gan_d_updates", 0))
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)

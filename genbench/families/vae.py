@@ -25,16 +25,16 @@ class VAE(GenerativeModule):
     def __init__(
         self,
         spec: DataSpec | dict,
-        latent_dim: int = 16,
-        hidden: int = 64,
-        points_hidden: int = 256,
-        decoder: str = "categorical",
-        num_mixtures: int = 5,
-        iw_samples: int = 256,
-        iw_chunk: int = 64,
-        kl_warmup_steps: int = 0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        latent_dim: int,
+        hidden: int,
+        points_hidden: int,
+        decoder: str,
+        num_mixtures: int,
+        iw_samples: int,
+        iw_chunk: int,
+        kl_warmup_steps: int,
+        lr: float,
+        weight_decay: float,
     ):
         super().__init__(spec)
         self.latent_dim, self.iw_samples, self.iw_chunk = latent_dim, iw_samples, iw_chunk
@@ -109,7 +109,7 @@ class VAE(GenerativeModule):
         return mean + log_std.clamp(-7, 3).exp() * eps
 
     def sampling_cost(self) -> dict:
-        return {"nfe": 1}
+        return {"nfe": 1, "sampler": "decoder"}
 
     # --- training -------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

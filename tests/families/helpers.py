@@ -6,6 +6,24 @@ import math
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
+
+from genbench.families.build import build_model
+from tests.conftest import compose_config
+
+
+def build_for_spec(tmp_path, model: str, spec, *overrides: str):
+    """The module of conf/model/<model>.yaml + `overrides` for a made-up data spec."""
+    cfg = compose_config([f"model={model}", *overrides], tmp_path / "cfg")
+    return build_model(cfg.model, spec)
+
+
+def build(tmp_path, model: str, dataset: str, *overrides: str):
+    """(module, datamodule) from conf/model/<model>.yaml + `overrides` ("model.k=v", ...), as
+    a run builds them: the tests check what the benchmark runs."""
+    cfg = compose_config([f"model={model}", f"dataset={dataset}", *overrides], tmp_path / "cfg")
+    dm = instantiate(cfg.dataset)
+    return build_model(cfg.model, dm.spec), dm
 
 
 def fit(module, dm, steps: int, callbacks: list | None = None) -> None:

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from genbench.core.spec import DataSpec
-from genbench.data import DigitsDataModule, Toy2DDataModule
 from genbench.families.flow import Flow
 from genbench.nets.flow_layers import (
     ActNorm,
@@ -24,7 +23,7 @@ from genbench.nets.flow_layers import (
     conv_coupling_net,
 )
 from genbench.nets.mlp import mlp
-from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
+from tests.families.helpers import build, build_for_spec, fit, gaussian_fit_bpd, split_bpd
 from tests.families.test_arm import _grid_mass
 
 
@@ -106,14 +105,15 @@ def test_multiscale_flow_inverts_and_logdet_matches_autograd():
         assert torch.allclose(logdet[b], torch.linalg.slogdet(jac)[1], atol=1e-6)
 
 
-def _image_flow(k: int, preprocess: str, shape=(1, 2, 2)) -> Flow:
+def _image_flow(tmp_path, k: int, preprocess: str, shape=(1, 2, 2)) -> Flow:
     spec = DataSpec(name="tiny", kind="image", shape=shape, num_levels=k)
-    return Flow(spec, hidden=8, num_scales=1, steps=2, checkerboard_steps=2, preprocess=preprocess)
+    small = ["model.hidden=8", "model.num_scales=1", "model.steps=2", "model.checkerboard_steps=2"]
+    return build_for_spec(tmp_path, "flow", spec, *small, f"model.preprocess={preprocess}")
 
 
 @pytest.mark.parametrize("preprocess", ["logit", "affine"])
-def test_model_space_logdet_matches_autograd(preprocess):
-    module = _image_flow(5, preprocess).double()
+def test_model_space_logdet_matches_autograd(preprocess, tmp_path):
+    module = _image_flow(tmp_path, 5, preprocess).double()
     y = torch.rand(2, 1, 2, 2, dtype=torch.double) * 0.98 + 0.01
     z, logdet = module.to_model_space(y)
     assert torch.allclose(module.from_model_space(z), y, atol=1e-6)
@@ -125,11 +125,11 @@ def test_model_space_logdet_matches_autograd(preprocess):
 
 
 @pytest.mark.parametrize("preprocess", ["logit", "affine"])
-def test_dequantized_bound_with_identity_flow_matches_closed_form(preprocess):
+def test_dequantized_bound_with_identity_flow_matches_closed_form(preprocess, tmp_path):
     """An identity flow (fresh: zero couplings, actnorm not yet initialised) has a known density
     on [0,1]^D, so both P(x) and the bound E_u log p - D log K are known per pixel."""
     k, a = 3, 0.05
-    module = _image_flow(k, preprocess).eval()
+    module = _image_flow(tmp_path, k, preprocess).eval()
     normal = torch.distributions.Normal(0.0, 1.0)
 
     def z_of(y):  # the model-space map, written independently
@@ -158,10 +158,10 @@ def test_dequantized_bound_with_identity_flow_matches_closed_form(preprocess):
     assert torch.exp(est).sum() <= 1  # a bound on every image: the bounds sum to at most 1
 
 
-def test_flow_digits_beats_uniform():
+def test_flow_digits_beats_uniform(tmp_path):
     L.seed_everything(0)
-    dm = DigitsDataModule(batch_size=64)
-    module = Flow(dm.spec, hidden=16, steps=1, checkerboard_steps=1)
+    small = ["model.hidden=16", "model.steps=1", "model.checkerboard_steps=1"]
+    module, dm = build(tmp_path, "flow", "digits", *small)
     assert module.nll_kind == "bound"
     fit(module, dm, 60)
     bpd = split_bpd(module, dm)
@@ -174,10 +174,10 @@ def test_flow_digits_beats_uniform():
     assert module.sampling_cost()["nfe"] == 4
 
 
-def test_flow_moons_beats_gaussian_and_integrates_to_one():
+def test_flow_moons_beats_gaussian_and_integrates_to_one(tmp_path):
     L.seed_everything(0)
-    dm = Toy2DDataModule(name="moons", num_train=4000)
-    module = Flow(dm.spec, points_hidden=32, points_layers=4)
+    small = ["dataset.num_train=4000", "model.points_hidden=32", "model.points_layers=4"]
+    module, dm = build(tmp_path, "flow", "moons", *small)
     assert module.nll_kind == "exact"
     fit(module, dm, 200)
     gauss_bpd = gaussian_fit_bpd(dm)

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from genbench.core.results import read_results
-from genbench.data import DigitsDataModule, Toy2DDataModule
 from genbench.evaluation.modes import mode_coverage
-from genbench.families.gan import GAN, LOSSES, gradient_penalty
+from genbench.families.gan import LOSSES, gradient_penalty
 from genbench.nets.dcgan import MLPDiscriminator
 from genbench.run import run
-from tests.families.helpers import fit
+from tests.families.helpers import build, fit
 
 
 def test_gradient_penalty_matches_direct_computation():
@@ -35,10 +34,9 @@ def test_gradient_penalty_matches_direct_computation():
     assert torch.allclose(gradient_penalty(lambda x: x @ w, real, fake), torch.tensor(16.0))
 
 
-def test_gan_covers_eight_gaussians():
+def test_gan_covers_eight_gaussians(tmp_path):
     L.seed_everything(0)
-    dm = Toy2DDataModule(name="8gaussians", num_train=4000, batch_size=256)
-    module = GAN(dm.spec)
+    module, dm = build(tmp_path, "gan", "8gaussians", "dataset.num_train=4000")
     fit(module, dm, 600)  # optimizer steps: 300 D and 300 G updates
     cov = mode_coverage(module.sample(2500))
     assert cov["modes_covered"] >= 6, cov
@@ -46,10 +44,11 @@ def test_gan_covers_eight_gaussians():
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-def test_losses_train_on_digits_and_sample_levels(loss):
+def test_losses_train_on_digits_and_sample_levels(loss, tmp_path):
     L.seed_everything(0)
-    dm = DigitsDataModule(batch_size=32)
-    module = GAN(dm.spec, loss=loss, hidden=16, spectral_norm=loss == "hinge", d_steps=2)
+    small = ["dataset.batch_size=32", "model.hidden=16", "model.d_steps=2"]
+    sn = f"model.spectral_norm={loss == 'hinge'}"
+    module, dm = build(tmp_path, "gan", "digits", *small, f"model.loss={loss}", sn)
     fit(module, dm, 9)  # 6 D updates, 3 G updates
     assert module._d_updates == 6
     s = module.sample(10)

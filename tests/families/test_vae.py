@@ -8,17 +8,14 @@ import lightning as L
 import pytest
 import torch
 
-from genbench.data import DigitsDataModule, Toy2DDataModule
-from genbench.families.vae import VAE
 from genbench.nets.discrete import make_head
-from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
+from tests.families.helpers import build, fit, gaussian_fit_bpd, split_bpd
 
 
 @pytest.mark.parametrize("decoder", ["categorical", "logistic_mixture"])
-def test_vae_digits_beats_uniform(decoder):
+def test_vae_digits_beats_uniform(decoder, tmp_path):
     L.seed_everything(0)
-    dm = DigitsDataModule(batch_size=64)
-    module = VAE(dm.spec, decoder=decoder, iw_samples=8)
+    module, dm = build(tmp_path, "vae", "digits", f"model.decoder={decoder}", "model.iw_samples=8")
     before = split_bpd(module, dm)
     fit(module, dm, 150)
     after = split_bpd(module, dm)
@@ -29,10 +26,9 @@ def test_vae_digits_beats_uniform(decoder):
     assert s.min() >= 0 and s.max() <= 16
 
 
-def test_vae_moons_beats_gaussianfit():
+def test_vae_moons_beats_gaussianfit(tmp_path):
     L.seed_everything(0)
-    dm = Toy2DDataModule(name="moons", num_train=4000)
-    module = VAE(dm.spec, iw_samples=16)
+    module, dm = build(tmp_path, "vae", "moons", "dataset.num_train=4000", "model.iw_samples=16")
     fit(module, dm, 300)
     # The best axis-aligned Gaussian is a baseline any density model of moons must beat.
     gauss_bpd = gaussian_fit_bpd(dm)
@@ -42,10 +38,10 @@ def test_vae_moons_beats_gaussianfit():
     assert s.shape == (100, 2) and s.dtype == torch.float32
 
 
-def test_iw_bound_tighter_than_elbo_and_k1_is_elbo():
+def test_iw_bound_tighter_than_elbo_and_k1_is_elbo(tmp_path):
     torch.manual_seed(0)
-    dm = DigitsDataModule()
-    module = VAE(dm.spec, iw_samples=1).eval()
+    module, dm = build(tmp_path, "vae", "digits", "model.iw_samples=1")
+    module.eval()
     x, y = dm.split("test")
     x = x[:64]
     with torch.no_grad():
