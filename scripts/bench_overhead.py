@@ -10,11 +10,13 @@ module's epoch-seeded loader) and the same threads, two ways:
      loggers off, no validation;
   B  a plain loop doing the same maths: the ELBO loss, backward, the optimiser step and the
      same EMA update (torch's AveragedModel with genbench's warm-up decay).
-Each of --pairs interleaved pairs (the order alternates, so drifting machine load hits both
-alike) builds both afresh from the same seed and times --steps optimiser steps after --warmup.
-Reported: per-pair time ratios A/B, their median with a distribution-free 95% interval (order
-statistics of the median), and a profile (cProfile) of A vs B over --profile-steps steps:
-self time per step by package, and A's framework functions with the most self time.
+Each of --pairs pairs builds both afresh from the same seed and, after --warmup steps each,
+runs them in alternating blocks of --block steps inside one process (B's block runs from a
+callback of A's Trainer, outside A's clock) until each has done --steps: load that drifts over
+seconds hits both alike. Reported: the per-pair time ratios A/B, their median with a
+distribution-free 95% interval (order statistics of the median), and a profile (cProfile) of
+A vs B over --profile-steps steps: self time per step by package, A's framework functions
+with the most self time, and the hooks with the most cumulative time.
 
 Start-up. `genbench-train` (trainer=fast eval=fast logger=none callbacks=quiet) from process
 start to its first training step, as recorded in results.json (startup_s), and what
@@ -71,25 +73,6 @@ def load() -> str:
     return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
-class StepClock(L.Callback):
-    """perf_counter after optimiser steps `start` and `stop` (the last callback to run), and
-    a profiler, if given, running in between."""
-
-    def __init__(self, start: int, stop: int, profiler: cProfile.Profile | None = None):
-        self.start, self.stop, self.profiler = start, stop, profiler
-        self.t0 = self.t1 = math.nan
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.start:
-            if self.profiler:
-                self.profiler.enable()
-            self.t0 = time.perf_counter()
-        elif trainer.global_step == self.stop:
-            self.t1 = time.perf_counter()
-            if self.profiler:
-                self.profiler.disable()
-
-
 def build(cfg):
     """A fresh (module, datamodule) from the same seed."""
     L.seed_everything(cfg.seed, verbose=False)
@@ -97,53 +80,92 @@ def build(cfg):
     return build_model(cfg.model, dm.spec), dm
 
 
-def lightning_seconds(cfg, steps: int, warmup: int, out_dir: str, profiler=None) -> float:
-    """Seconds for `steps` optimiser steps after `warmup`, through Lightning (A)."""
+class PlainLoop:
+    """Side B: its own module, optimiser, EMA and loader, stepped on demand."""
+
+    def __init__(self, cfg):
+        if cfg.model.kl_warmup_steps:
+            raise ValueError("the plain loop's loss is the ELBO with beta = 1 (kl_warmup_steps: 0)")
+        self.module, dm = build(cfg)
+        self.module.train()
+        self.opt = self.module.configure_optimizers()
+        decay = cfg.callbacks.ema.decay
+        self.ema = AveragedModel(self.module, use_buffers=False, multi_avg_fn=warmup_ema(decay))
+        dm.setup("fit")
+        self.loader = dm.train_dataloader()
+        self.batches = self._batches()
+
+    def _batches(self):
+        while True:  # epochs: each pass over the loader draws that pass's permutation
+            for x, _ in self.loader:
+                yield x
+
+    def run(self, steps: int) -> float:
+        """Seconds for `steps` training steps."""
+        t = time.perf_counter()
+        for _ in range(steps):
+            x = next(self.batches)
+            rec, kl = self.module.elbo_terms(x)
+            loss = (kl - rec).mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.ema.update_parameters(self.module)
+        return time.perf_counter() - t
+
+
+class Interleave(L.Callback):
+    """Times side A (this Trainer) and side B (a PlainLoop) in alternating blocks of `block`
+    steps, from step `warmup` to `warmup + steps`: at every block boundary A's block just
+    ended (on_train_batch_end, after every other callback) and B runs its block, so load that
+    drifts over seconds hits both alike. With a profiler, only A's steps are profiled."""
+
+    def __init__(self, plain: PlainLoop | None, warmup: int, steps: int, block: int, profiler=None):
+        self.plain, self.warmup, self.stop, self.block = plain, warmup, warmup + steps, block
+        self.profiler = profiler
+        self.lightning_s = self.plain_s = 0.0
+        self._t = math.nan
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        step = trainer.global_step
+        if step < self.warmup or (step - self.warmup) % self.block and step != self.stop:
+            return
+        now = time.perf_counter()
+        if self.profiler:
+            self.profiler.disable()
+        if step > self.warmup:
+            self.lightning_s += now - self._t
+        elif self.plain:
+            self.plain.run(self.warmup)  # B's warm-up, untimed
+        if step < self.stop:
+            if self.plain:
+                self.plain_s += self.plain.run(min(self.block, self.stop - step))
+            if self.profiler:
+                self.profiler.enable()
+            self._t = time.perf_counter()
+
+
+def lightning_fit(cfg, callback: Interleave, out_dir: str) -> None:
+    """Side A: a Trainer and callbacks as `genbench-train` builds them, plus `callback`."""
     module, dm = build(cfg)
-    clock = StepClock(warmup, warmup + steps, profiler)
     trainer = instantiate(
         cfg.trainer,
         logger=False,
-        callbacks=[*build_callbacks(cfg.callbacks, has_logger=False), clock],
-        max_steps=warmup + steps,
+        callbacks=[*build_callbacks(cfg.callbacks, has_logger=False), callback],
+        max_steps=callback.stop,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         enable_checkpointing=False,
         default_root_dir=out_dir,
     )
     trainer.fit(module, datamodule=dm)
-    return clock.t1 - clock.t0
 
 
-def plain_seconds(cfg, steps: int, warmup: int, profiler=None) -> float:
-    """The same steps in a plain loop (B): loss, backward, optimiser step, EMA update."""
-    module, dm = build(cfg)
-    if cfg.model.kl_warmup_steps:
-        raise ValueError("the plain loop's loss is the ELBO with beta = 1 (kl_warmup_steps: 0)")
-    module.train()
-    opt = module.configure_optimizers()
-    ema = AveragedModel(module, use_buffers=False, multi_avg_fn=warmup_ema(cfg.callbacks.ema.decay))
-    dm.setup("fit")
-    loader = dm.train_dataloader()
-    done, t0 = 0, math.nan
-    while True:
-        for x, _ in loader:
-            rec, kl = module.elbo_terms(x)
-            loss = (kl - rec).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema.update_parameters(module)
-            done += 1
-            if done == warmup:
-                if profiler:
-                    profiler.enable()
-                t0 = time.perf_counter()
-            elif done == warmup + steps:
-                elapsed = time.perf_counter() - t0
-                if profiler:
-                    profiler.disable()
-                return elapsed
+def timed_pair(cfg, steps: int, warmup: int, block: int, out_dir: str) -> tuple[float, float]:
+    """Seconds of A and of B for `steps` steps each, interleaved in blocks."""
+    clock = Interleave(PlainLoop(cfg), warmup, steps, block)
+    lightning_fit(cfg, clock, out_dir)
+    return clock.lightning_s, clock.plain_s
 
 
 def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -173,11 +195,19 @@ def package(filename: str) -> str:
 def print_profile(cfg, steps: int, warmup: int, out_dir: str, top: int) -> None:
     """cProfile of both sides over `steps` steps after `warmup` (the steady state only)."""
     prof_a, prof_b = cProfile.Profile(), cProfile.Profile()
-    a_s = lightning_seconds(cfg, steps, warmup, out_dir, prof_a)
-    b_s = plain_seconds(cfg, steps, warmup, prof_b)
+    clock = Interleave(None, warmup, steps, steps, prof_a)
+    lightning_fit(cfg, clock, out_dir)
+    plain = PlainLoop(cfg)
+    plain.run(warmup)
+    prof_b.enable()
+    b_s = plain.run(steps)
+    prof_b.disable()
     a, b, n = pstats.Stats(prof_a), pstats.Stats(prof_b), steps
     print(f"profile (cProfile over {n} steps after {warmup}; cProfile slows Python calls)")
-    print(f"  wall per step: lightning {1e3 * a_s / n:.2f} ms, plain {1e3 * b_s / n:.2f} ms")
+    print(
+        f"  wall per step: lightning {1e3 * clock.lightning_s / n:.2f} ms, "
+        f"plain {1e3 * b_s / n:.2f} ms"
+    )
     by_pkg: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for col, stats in enumerate((a, b)):
         for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
@@ -256,6 +286,7 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=10)
     p.add_argument("--steps", type=int, default=300, help="timed optimiser steps per run")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--block", type=int, default=10, help="steps per interleaved block")
     p.add_argument("--profile-steps", type=int, default=200, help="0 skips the profile")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--startup-repeats", type=int, default=3, help="0 skips start-up")
@@ -265,18 +296,14 @@ def main() -> None:
     register()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose("train", overrides=OVERRIDES)
-    logging.basicConfig(level=logging.WARNING)  # Lightning's INFO lines, once per Trainer
     quiet_library_logs()
+    for name in ("lightning.pytorch", "lightning.fabric"):  # its INFO lines, at every fit
+        logging.getLogger(name).setLevel(logging.WARNING)
     print(f"threads={a.threads} steps={a.steps} warmup={a.warmup} pairs={a.pairs}; {load()}")
     ratios = []
     with tempfile.TemporaryDirectory() as out_dir:
         for i in range(a.pairs):
-            first_lightning = i % 2 == 0
-            for side in ("lightning", "plain") if first_lightning else ("plain", "lightning"):
-                if side == "lightning":
-                    t_a = lightning_seconds(cfg, a.steps, a.warmup, out_dir)
-                else:
-                    t_b = plain_seconds(cfg, a.steps, a.warmup)
+            t_a, t_b = timed_pair(cfg, a.steps, a.warmup, a.block, out_dir)
             ratios.append(t_a / t_b)
             print(
                 f"pair {i + 1}: lightning {a.steps / t_a:.1f} steps/s, plain {a.steps / t_b:.1f} "

@@ -188,19 +188,22 @@ class CachedPixelCNN:
             torch.zeros(b, blk.v_conv.in_channels, height + half, width + 2 * half, **opts)
             for blk in net.blocks
         ]
-        # Per layer l: v_to_h of the vertical features one row up, (B, W, 2F) channels last. For
-        # row 0 that row is forward's zero padding, so the 1x1 convolution gives its bias.
+        # Per layer l: v_to_h of the vertical features one row up plus the horizontal
+        # convolution's bias, (B, W, 2F) channels last. For row 0 that row is forward's zero
+        # padding, so the 1x1 convolution gives its bias.
         self.v_to_h = [
-            blk.v_to_h.bias.expand(b, width, -1).clone().to(**opts) for blk in net.blocks
+            (blk.v_to_h.bias + blk.h_conv.bias).expand(b, width, -1).clone().to(**opts)
+            for blk in net.blocks
         ]
         # Per layer l: its horizontal-stack input along the current row, (B, half + W, C_in)
         # channels last (half zero columns on the left), so a pixel's window is a view.
         self.h_in = [
             torch.zeros(b, half + width, blk.h_conv.in_channels, **opts) for blk in net.blocks
         ]
-        # The horizontal convolution as one matrix over its window (taps, C_in), mask applied.
-        self.h_weight = [
-            (blk.h_conv.weight * blk.h_conv.mask).permute(0, 2, 3, 1).flatten(1)
+        # The horizontal convolution as one matrix over its window (taps, C_in), mask applied,
+        # transposed for addmm: (taps * C_in, 2F).
+        self.h_weight_t = [
+            (blk.h_conv.weight * blk.h_conv.mask).permute(0, 2, 3, 1).flatten(1).T
             for blk in net.blocks
         ]
         self.h_out_weight = [(blk.h_out.weight * blk.h_out.mask).flatten(1) for blk in net.blocks]
@@ -223,8 +226,10 @@ class CachedPixelCNN:
         h = None
         for l, blk in enumerate(net.blocks):
             window = self.h_in[l][:, j : j + half + 1].flatten(1)  # columns j-half..j, a view
-            pre = F.linear(window, self.h_weight[l], blk.h_conv.bias) + self.v_to_h[l][:, j]
-            h = F.linear(_gate(pre), self.h_out_weight[l], blk.h_out.bias)
+            pre = torch.addmm(self.v_to_h[l][:, j], window, self.h_weight_t[l])  # (B, 2F)
+            # _gate in two kernels: tanh of the first half in place, then a * sigmoid(b).
+            torch.tanh_(pre[:, : pre.shape[1] // 2])
+            h = F.linear(F.glu(pre, dim=1), self.h_out_weight[l], blk.h_out.bias)
             if not blk.first:
                 h = self.h_in[l][:, half + j] + h
             if l + 1 < len(net.blocks):
@@ -244,4 +249,5 @@ class CachedPixelCNN:
             if l + 1 < len(self.v_in):
                 self.v_in[l + 1][:, :, half + i, half : half + w] = _gate(v_pre)[:, :, 0]
             flat = v_pre[:, :, 0].transpose(1, 2)  # (B, W, 2F)
-            self.v_to_h[l] = F.linear(flat, self.v_to_h_weight[l], blk.v_to_h.bias)
+            bias = blk.v_to_h.bias + blk.h_conv.bias
+            self.v_to_h[l] = F.linear(flat, self.v_to_h_weight[l], bias)
