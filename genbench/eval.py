@@ -30,7 +30,8 @@ def _main(cfg: DictConfig) -> None:
         )
         print(f"floor -> {out_dir / 'floor.json'}: {record['metrics']}")
     elif cfg.ckpt:
-        record = reevaluate_checkpoint(cfg.ckpt, cfg.eval, out_dir)
+        gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+        record = reevaluate_checkpoint(cfg.ckpt, cfg.eval, out_dir, "cuda" if gpu else "cpu")
         print(f"updated results.json of {cfg.ckpt}: {record['metrics']}")
     else:
         raise SystemExit("genbench-eval: give ckpt=PATH (re-evaluate a run) or floor=true")

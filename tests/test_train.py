@@ -80,3 +80,54 @@ def test_cli_single_run(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert read_results(tmp_path / "results.json")["dataset"] == "8gaussians"
+
+
+def test_gan_checkpoint_is_the_best_validation_fid(fast_cfg):
+    """The GAN (no likelihood) keeps the checkpoint of its lowest val/fid, the FID of fixed-noise
+    samples against the validation split; evaluation then uses that checkpoint."""
+    import csv
+
+    import torch
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    from genbench.evaluation.extractors import resolve_extractor
+    from genbench.evaluation.features import FeatureSet
+    from genbench.families.build import build_model
+
+    cfg = fast_cfg(
+        "model=gan",
+        "dataset=digits",
+        "logger=csv",
+        "budget.validations=4",
+        "trainer.limit_val_batches=null",
+    )
+    record = run(cfg)
+    out = Path(cfg.paths.output_dir)
+    with open(out / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/fid")]
+    logged = {int(r["step"]): float(r["val/fid"]) for r in rows}
+    assert len(logged) >= 3 and all(v > 0 for v in logged.values())
+    (best,) = (out / "checkpoints").glob("best_step*.ckpt")
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    best_step = min(logged, key=logged.get)  # the logger's step counts batches, not updates
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("BestCheckpoint")]
+    assert state["monitor"] == "val/fid" and record["evaluated_checkpoint"] == best.name
+    assert float(state["best_model_score"]) == min(logged.values())
+
+    # The same number from the checkpoint's own samples, computed here with torch-fidelity's FID.
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.dataset)
+    dm.setup("fit")
+    module = build_model(cfg.model, dm.spec)
+    module.load_state_dict(ckpt["state_dict"])
+    module.eval()
+    vc = cfg.callbacks.validation_fid
+    gen = torch.Generator().manual_seed(vc.seed)
+    with torch.no_grad():
+        samples = module.sample(vc.num_samples, generator=gen)
+    features = FeatureSet(resolve_extractor(dm, cfg.eval.cache_dir))
+    layer = features.layers["fid"]
+    ref = fid_features_to_statistics(features(dm.split("val")[0])[layer])
+    fid = fid_statistics_to_metric(ref, fid_features_to_statistics(features(samples)[layer]), False)
+    assert abs(fid["frechet_inception_distance"] - logged[best_step]) < 1e-3 * logged[best_step]

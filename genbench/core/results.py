@@ -35,6 +35,9 @@ METRIC_KEYS = (
     "nn_copy_fraction_pixels",
     "ct_score_pixels",
     "authenticity_pixels",
+    "classes_covered",
+    "class_kl",
+    "extractor_test_accuracy",
     "samples_per_s",
     "nfe",
     "sampler",
@@ -116,10 +119,11 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty): dirty = tracked files differ from the commit (untracked files don't
-    count); (None, None) outside a git checkout, e.g. from an installed wheel."""
+    count); outside a git checkout (an installed wheel, a copied tree) the commit named by
+    $GENBENCH_GIT_COMMIT with dirty unknown, else (None, None)."""
     commit = (_git("rev-parse", "HEAD") or "").strip() or None
     if commit is None:
-        return None, None
+        return os.environ.get("GENBENCH_GIT_COMMIT") or None, None
     status = _git("status", "--porcelain", "--untracked-files=no")
     return commit, None if status is None else bool(status.strip())
 

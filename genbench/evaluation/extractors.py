@@ -230,7 +230,7 @@ def classifier_weights(datamodule, cache_dir: str | os.PathLike) -> Path:
             "training the %s feature classifier on %d examples -> %s", spec.name, len(x), cached
         )
         start = time.perf_counter()
-        ckpt = train_classifier(x, y, spec.num_levels, epochs=80 if len(x) <= 5000 else 3)
+        ckpt = train_classifier(x, y, spec.num_levels, epochs=80 if len(x) <= 5000 else 8)
         ckpt["meta"]["train_time_s"] = time.perf_counter() - start
         save_classifier(ckpt, cached)
     return cached

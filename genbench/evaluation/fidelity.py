@@ -29,6 +29,7 @@ from genbench.evaluation.density_coverage import density_coverage
 from genbench.evaluation.extractors import (
     Extractor,
     build_classifier,
+    classifier_accuracy,
     load_classifier,
     resolve_extractor,
 )
@@ -233,11 +234,17 @@ class RealData:
         )
         if self.extractor.kind == "classifier":  # mode dropping, visible per class
             metrics.update(class_coverage(generated, self.test, self.extractor))
+            metrics["extractor_test_accuracy"] = self.extractor_test_accuracy()
         return {
             **metrics,
             "fidelity_num_samples": len(generated),
             "fidelity_extractor": self.extractor.kind,
         }
+
+    def extractor_test_accuracy(self) -> float:
+        """The classifier extractor's accuracy on the reference (test) images it scores against."""
+        labels = _first(self.datamodule.split("test")[1], len(self.test))
+        return classifier_accuracy(load_classifier(self.extractor.weights_path), self.test, labels)
 
     def memorisation(
         self,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,10 +46,14 @@ def run_dir_of(ckpt: str | Path) -> Path:
 
 
 def reevaluate_checkpoint(
-    ckpt: str | Path, eval_cfg: DictConfig | dict, out_dir: str | Path | None = None
+    ckpt: str | Path,
+    eval_cfg: DictConfig | dict,
+    out_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
-    """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate, and
-    update the run's results.json atomically (metrics not recomputed keep their old values)."""
+    """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate on
+    `device`, and update the run's results.json atomically (metrics not recomputed keep their
+    old values)."""
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -55,7 +61,7 @@ def reevaluate_checkpoint(
     module = build_model(run_cfg.model, datamodule.spec)
     state = load_checkpoint(ckpt, module)  # one-line error if corrupt or mismatched
     module.load_state_dict(state["state_dict"])
-    module.eval()
+    module.to(device).eval()
 
     results_path = run_dir / "results.json"
     if results_path.is_file():
@@ -76,7 +82,9 @@ def reevaluate_checkpoint(
         if isinstance(eval_cfg, DictConfig)
         else dict(eval_cfg)
     )
+    start = time.perf_counter()
     metrics = evaluate(module, datamodule, out_dir, **eval_kwargs)
+    metrics["eval_time_s"] = time.perf_counter() - start  # this evaluation's, on `device`
     record["metrics"] = {**res.empty_metrics(), **record.get("metrics", {}), **metrics}
     if record["status"] != "diverged":
         record["status"] = "completed"

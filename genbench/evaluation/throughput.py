@@ -16,7 +16,10 @@ def _sync(device: torch.device) -> None:
 def measure_throughput(
     module, num_samples: int = 256, batch_size: int = 256, warmup_batches: int = 1, seed: int = 0
 ) -> dict[str, float]:
-    """Time `num_samples` samples drawn in batches of `batch_size` on the module's device."""
+    """Time `num_samples` samples drawn in batches of `batch_size` on the module's device;
+    num_samples=0 measures nothing (a re-evaluation then keeps the earlier measurement)."""
+    if num_samples <= 0:
+        return {}
     device = module.device
     gen = torch.Generator(device=device).manual_seed(seed)
     for _ in range(warmup_batches):

@@ -3,6 +3,10 @@
 `SampleChecks` draws `num_samples` samples from a fixed generator (the same noise at every
 validation, so successive values differ by the model alone) and logs the data set's checks:
 8 gaussians -> val/modes_covered and val/high_quality_fraction (genbench.evaluation.modes).
+
+`ValidationFID` logs val/fid (samples against the validation split, in the data set's extractor
+features) for the families that select their checkpoint by it (checkpoint_monitor "val/fid": the
+GAN), so no family is selected on the test split and none on its last step by default.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from torch_fidelity import KEY_METRIC_FID
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
+from genbench.evaluation.extractors import resolve_extractor
+from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.modes import mode_coverage
 
 # data set name -> check(samples) -> {metric: value}; one explicit registry.
@@ -20,18 +28,74 @@ CHECKS: dict[str, Callable[[torch.Tensor], dict[str, float]]] = {
 }
 
 
-class SampleChecks(L.Callback):
-    """Log the data set's sample checks under val/<name> at the end of each validation."""
+class _AtFirstValidationBatch(L.Callback):
+    """Runs `check` once per validation, after its first batch: inside the validation epoch, so
+    with the weights validation sees (the EMA's average is swapped in at the epoch's start and out
+    at its end, by a callback that may come before this one)."""
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
+            self.check(trainer, pl_module)
+
+    def check(self, trainer: L.Trainer, pl_module) -> None:
+        raise NotImplementedError
+
+
+class SampleChecks(_AtFirstValidationBatch):
+    """Log the data set's sample checks under val/<name> at each validation."""
 
     def __init__(self, num_samples: int, seed: int):
         self.num_samples, self.seed = num_samples, seed
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+    def check(self, trainer: L.Trainer, pl_module) -> None:
         check = CHECKS.get(pl_module.spec.name)
-        if check is None or trainer.sanity_checking or self.num_samples <= 0:
+        if check is None or self.num_samples <= 0:
             return
         gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         with torch.no_grad():
             samples = pl_module.sample(self.num_samples, generator=gen)
         for key, value in check(samples).items():
-            pl_module.log(f"val/{key}", float(value), sync_dist=True)
+            pl_module.log(f"val/{key}", float(value), batch_size=1, sync_dist=True)
+
+
+class ValidationFID(_AtFirstValidationBatch):
+    """val/fid of `num_samples` samples (the same noise at every validation) against the first
+    `max_reference_samples` of the validation split, for modules whose checkpoint_monitor is
+    val/fid. The validation features are computed once per run."""
+
+    MONITOR = "val/fid"
+
+    def __init__(
+        self, num_samples: int, seed: int, max_reference_samples: int | None, cache_dir: str
+    ):
+        self.num_samples, self.seed = num_samples, seed
+        self.max_reference_samples, self.cache_dir = max_reference_samples, cache_dir
+        self._features: FeatureSet | None = None
+        self._reference: dict | None = None
+
+    def _reference_statistics(self, trainer: L.Trainer, pl_module) -> dict:
+        if self._reference is None:
+            datamodule = trainer.datamodule
+            extractor = resolve_extractor(datamodule, self.cache_dir, inception_download=False)
+            self._features = FeatureSet(extractor, device=pl_module.device)
+            val = datamodule.split("val")[0][: self.max_reference_samples]
+            layer = self._features.layers["fid"]
+            self._reference = fid_features_to_statistics(self._features(val)[layer])
+        return self._reference
+
+    def check(self, trainer: L.Trainer, pl_module) -> None:
+        if getattr(pl_module, "checkpoint_monitor", None) != self.MONITOR or self.num_samples <= 0:
+            return
+        reference = self._reference_statistics(trainer, pl_module)
+        gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        with torch.no_grad():
+            samples = pl_module.sample(self.num_samples, generator=gen)
+        features = self._features(samples)[self._features.layers["fid"]]
+        if not torch.isfinite(features).all():  # a diverged generator: never the best
+            fid = float("inf")
+        else:
+            stats = fid_features_to_statistics(features)
+            fid = float(fid_statistics_to_metric(reference, stats, verbose=False)[KEY_METRIC_FID])
+        pl_module.log(self.MONITOR, fid, batch_size=1, sync_dist=True)

@@ -117,8 +117,10 @@ class EBM(GenerativeModule):
 
     def fit_base(self, x: torch.Tensor) -> None:
         """Images: q = per-pixel level frequencies of x (N, C, H, W) long, +1 smoothing."""
-        counts = torch.nn.functional.one_hot(x.to(self.device).flatten(1), self.spec.num_levels)
-        counts = 1.0 + counts.sum(0).float()
+        k, flat = self.spec.num_levels, x.to(self.device).flatten(1)
+        cells = flat + k * torch.arange(flat.shape[1], device=flat.device)  # (pixel, level) ids
+        counts = 1.0 + torch.bincount(cells.flatten(), minlength=flat.shape[1] * k).float()
+        counts = counts.view(flat.shape[1], k)  # one_hot(x).sum(0) without its N x D x K tensor
         if not torch.equal(counts, self.level_counts):
             self.level_counts = counts
             self.replay = torch.empty(0, device=self.device)  # chain coordinates depend on q

@@ -48,7 +48,7 @@ def g_loss_fn(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
 class GAN(GenerativeModule):
     family = "gan"
     nll_kind = "none"
-    checkpoint_monitor = None
+    checkpoint_monitor = "val/fid"  # logged by genbench.evaluation.validation.ValidationFID
 
     def __init__(
         self,

@@ -51,6 +51,14 @@ def test_eval_ckpt_updates_results_keeping_other_metrics(fast_cfg, tmp_path):
         assert m[key] == before[key]
     assert (tmp_path / "eval" / "samples.png").exists()
 
+    # Into the run's own folder (samples.png beside its results.json): the run's config, which
+    # the evaluation reads, is not overwritten by the evaluation's own.
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    genbench_eval(f"ckpt={ckpt}", "eval=fast", "eval.nll=false", f"hydra.run.dir={run_dir}")
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == config
+    assert (run_dir / "samples.png").exists()
+    genbench_eval(f"ckpt={ckpt}", "eval=fast", "eval.nll=false", f"hydra.run.dir={run_dir}")
+
 
 def test_eval_floor_writes_train_vs_test_metrics(tmp_path):
     genbench_eval("floor=true", "dataset=moons", "eval=fast", f"hydra.run.dir={tmp_path}")

@@ -66,5 +66,5 @@ def test_run_writes_results(fast_cfg, dataset):
     assert rec["status"] == "completed" and rec["family"] == "gan"
     assert m["nll_kind"] == "none" and m["nll_bpd"] is None and m["nll_bpd_stderr"] is None
     assert m["nfe"] == 1 and m["samples_per_s"] > 0
-    assert rec["evaluated_checkpoint"] == "last"
+    assert rec["evaluated_checkpoint"].startswith("best_step")  # lowest val/fid
     assert (out / "samples.png").exists()
