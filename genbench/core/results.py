@@ -119,11 +119,13 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, dirty): dirty = tracked files differ from the commit (untracked files don't
-    count); outside a git checkout (an installed wheel, a copied tree) the commit named by
-    $GENBENCH_GIT_COMMIT with dirty unknown, else (None, None)."""
+    count). $GENBENCH_GIT_COMMIT, where set, names the commit instead, dirty unknown: a copied
+    tree (a lent GPU machine's) can carry stale git metadata. (None, None) outside a checkout."""
+    if os.environ.get("GENBENCH_GIT_COMMIT"):
+        return os.environ["GENBENCH_GIT_COMMIT"], None
     commit = (_git("rev-parse", "HEAD") or "").strip() or None
     if commit is None:
-        return os.environ.get("GENBENCH_GIT_COMMIT") or None, None
+        return None, None
     status = _git("status", "--porcelain", "--untracked-files=no")
     return commit, None if status is None else bool(status.strip())
 

@@ -86,7 +86,9 @@ def reevaluate_checkpoint(
     metrics = evaluate(module, datamodule, out_dir, **eval_kwargs)
     metrics["eval_time_s"] = time.perf_counter() - start  # this evaluation's, on `device`
     record["metrics"] = {**res.empty_metrics(), **record.get("metrics", {}), **metrics}
-    if record["status"] != "diverged":
+    # A run whose evaluation had failed is completed now; one whose training never finished
+    # (no train_steps: killed, crashed) stays failed, so a rerun of its sweep resumes it.
+    if record["status"] != "diverged" and record["metrics"].get("train_steps") is not None:
         record["status"] = "completed"
         record.pop("error", None)
     record.update(

@@ -29,16 +29,18 @@ class Column:
     scale: float = 1.0  # displayed value = value * scale (KID x 10^3)
     within: str | None = None  # per-run uncertainty: "<key>_stderr" value or "<key>_ci" [lo, hi]
     optional: bool = False  # shown only when some row has a value
+    protocol: bool = False  # fixed by the protocol (params, FLOPs, steps, NFE): no "± 0"
 
 
 COLUMNS = [
-    Column("params", "params", None),
-    Column("train_flops", "train FLOPs", "{:.2g}"),
-    Column("train_steps", "steps", "{:.0f}"),
+    Column("params", "params", None, protocol=True),
+    Column("train_flops", "train FLOPs", "{:.3g}", protocol=True),
+    Column("train_steps", "steps", "{:.0f}", protocol=True),
     Column("train_time_s", "train s", "{:.0f}"),
     Column("nll_bpd", "bits/dim", "{:.3f}", within="nll_bpd_stderr"),
     Column("fid", "FID", "{:.1f}", within="fid_ci"),
-    Column("kid_mean", "KID×10³", "{:.2f}", scale=1e3, within="kid_ci"),
+    # KID's scale follows the features' (the small classifiers' are far from InceptionV3's)
+    Column("kid_mean", "KID×10³", "{:.3g}", scale=1e3, within="kid_ci"),
     Column("is_mean", "IS", "{:.2f}"),
     Column("precision", "precision", "{:.3f}"),
     Column("recall", "recall", "{:.3f}"),
@@ -48,7 +50,7 @@ COLUMNS = [
     Column("ct_score", "C_T", "{:.2f}", optional=True),
     Column("authenticity", "authentic", "{:.3f}", optional=True),
     Column("samples_per_s", "samples/s", "{:.3g}"),
-    Column("nfe", "NFE", "{:.0f}"),
+    Column("nfe", "NFE", "{:.0f}", protocol=True),
 ]
 KIND_MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
 
@@ -124,7 +126,7 @@ def _cell(row: dict, col: Column, pm: str = " ± ") -> str:
     f = _params if col.fmt is None else col.fmt.format
     text = f(mean * col.scale)
     std = row[f"{col.key}_std"]
-    if std is not None:
+    if std is not None and not (col.protocol and std == 0):
         text += f"{pm}{f(std * col.scale)}"
     within = row.get(f"{col.key}_within")
     if within is not None:

@@ -75,3 +75,25 @@ def test_eval_floor_writes_train_vs_test_metrics(tmp_path):
     assert m["nn_copy_fraction_pixels"] is None  # points: no pixel space
     assert floor["floor"]["memorisation_generated"] == "100 held-out training examples"
     assert (tmp_path / "nearest_neighbours.png").exists()
+
+
+def test_eval_of_an_unfinished_run_keeps_it_failed(fast_cfg):
+    """Evaluating a checkpoint of a run killed during training scores it but does not call the
+    run completed (a rerun of its sweep must resume it, not skip it)."""
+    from genbench.core.results import write_results
+    from genbench.evaluation.reevaluate import reevaluate_checkpoint
+
+    cfg = fast_cfg("model=vae", "dataset=digits", "model.iw_samples=4")
+    run_dir = Path(cfg.paths.output_dir)
+    record = run(cfg)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    # what a run killed mid-training leaves: status failed, no train_steps
+    record.update(status="failed", error="Received SIGTERM")
+    record["metrics"].update(train_steps=None, nll_bpd=None)
+    write_results(run_dir / "results.json", record)
+
+    after = reevaluate_checkpoint(run_dir / "checkpoints" / "last.ckpt", cfg.eval)
+    assert after["status"] == "failed" and after["error"] == "Received SIGTERM"
+    assert after["metrics"]["nll_bpd"] > 0  # scored all the same
+    assert read_results(run_dir / "results.json")["status"] == "failed"
