@@ -44,7 +44,7 @@ benchmark: install
 	$(BIN)/genbench-train -m +experiment=digits_benchmark hydra.sweep.dir=$(BENCH)
 	$(BIN)/genbench-eval floor=true dataset=digits hydra.run.dir=$(BENCH)/floor
 	rm -rf $(DOCS)/runs
-	$(BIN)/genbench-table source=$(BENCH) out_dir=$(DOCS) export_runs=$(DOCS)/runs
+	$(BIN)/genbench-table source=$(BENCH) out_dir=$(DOCS) export_runs=$(DOCS)/runs wandb_report=true
 
 # MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed.
 MNIST_ROOT ?= ../shared/data

@@ -103,6 +103,8 @@ class EvalSchema:
     cache_dir: str = MISSING
     inception_weights: str | None = None
     inception_download: bool = True
+    # family -> [{sampler, steps}]: quality-vs-compute curve settings (metrics.curve)
+    curve: Any = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.evaluation.fidelity import evaluate_fidelity
+from genbench.evaluation.fidelity import evaluate_curve, evaluate_fidelity
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
 from genbench.evaluation.likelihood import PER_EXAMPLE_NLL, evaluate_nll, save_array
 from genbench.evaluation.throughput import measure_throughput
@@ -49,13 +49,16 @@ def evaluate(
     cache_dir: str | Path = "~/.cache/genbench",
     inception_weights: str | None = None,
     inception_download: bool = True,
+    curve: dict | None = None,
     **unused,
 ) -> dict:
     """Metrics of `module` on the test split of `datamodule`, named as in results.json.
 
     Returns only what it computed (fidelity metrics that are undefined, e.g. IS on points, come
-    back as None). Writes `samples.png` and `nearest_neighbours.png` (the first 16 of those
-    samples beside their 3 nearest training examples) to `out_dir` when given.
+    back as None). `curve` maps a family to sampler settings [{sampler, steps}]: the module's
+    family is also scored under each (metrics.curve, see fidelity.evaluate_curve). Writes
+    `samples.png` and `nearest_neighbours.png` (the first 16 of those samples beside their 3
+    nearest training examples) to `out_dir` when given.
     """
     module.eval()
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
@@ -103,6 +106,26 @@ def evaluate(
                 ct_cells=ct_cells,
                 ct_min_generated=ct_min_generated,
             )
+        )
+    settings = list((curve or {}).get(module.family) or [])
+    if fidelity and settings:
+        metrics["curve"] = evaluate_curve(
+            module,
+            datamodule,
+            settings,
+            num_samples=num_samples,
+            batch_size=fidelity_batch_size,
+            seed=sample_seed,
+            throughput_samples=throughput_samples,
+            throughput_batch_size=throughput_batch_size,
+            throughput_warmup_batches=throughput_warmup_batches,
+            cache_dir=cache_dir,
+            inception_weights=inception_weights,
+            inception_download=inception_download,
+            max_reference_samples=max_reference_samples,
+            bootstrap_resamples=bootstrap_resamples,
+            ci_level=ci_level,
+            ci_method=ci_method,
         )
     if out_dir is not None and grid_samples > 0:
         gen = torch.Generator(device=module.device).manual_seed(sample_seed)

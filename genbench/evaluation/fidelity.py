@@ -9,6 +9,7 @@ torch_fidelity.calculate_metrics on the same inputs.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -35,6 +36,7 @@ from genbench.evaluation.extractors import (
 )
 from genbench.evaluation.features import FeatureSet, reference_cache_name
 from genbench.evaluation.memorisation import MEMORISATION_KEYS, memorisation_metrics
+from genbench.evaluation.throughput import measure_throughput
 
 FIDELITY_KEYS = (
     "fid",
@@ -133,9 +135,7 @@ def fidelity_from_features(
     metrics.update({ours: float(out[k]) for k, ours in _FROM_TORCH_FIDELITY.items() if k in out})
     if bootstrap_resamples > 0:
         idx = resample_indices(len(g), bootstrap_resamples, seed)
-        mu, sigma = (torch.as_tensor(ref_stats[k]) for k in ("mu", "sigma"))
-        fids = fid_of_resamples(g, mu, sigma, idx)
-        metrics["fid_ci"] = bootstrap_interval(fids, metrics["fid"], ci_level, ci_method, 0.0)
+        metrics["fid_ci"] = fid_interval(g, ref_stats, metrics["fid"], idx, ci_level, ci_method)
         kid_g, kid_r = gen[layers["kid"]], ref[layers["kid"]]
         kids = kid_of_resamples(kid_g, kid_r, idx)
         # The interval of the full-set estimator, placed around the reported subset KID.
@@ -143,6 +143,14 @@ def fidelity_from_features(
         metrics["ci_method"] = f"{ci_method} bootstrap, {bootstrap_resamples} resamples"
     metrics.update(density_coverage(g, r, density_coverage_k))
     return metrics
+
+
+def fid_interval(
+    g: torch.Tensor, ref_stats: dict, fid: float, idx: torch.Tensor, level: float, method: str
+) -> list[float]:
+    """The bootstrap interval of FID over resamples `idx` of the generated features `g`."""
+    mu, sigma = (torch.as_tensor(ref_stats[k]) for k in ("mu", "sigma"))
+    return bootstrap_interval(fid_of_resamples(g, mu, sigma, idx), fid, level, method, 0.0)
 
 
 def compute_fidelity(
@@ -342,6 +350,76 @@ def evaluate_fidelity(
     return evaluate_samples(
         generated, datamodule, device=module.device, batch_size=batch_size, seed=seed, **kwargs
     )
+
+
+def evaluate_curve(
+    module,
+    datamodule,
+    settings: list[dict],
+    *,
+    num_samples: int = 1000,
+    batch_size: int = 256,
+    seed: int = 0,
+    throughput_samples: int = 256,
+    throughput_batch_size: int = 256,
+    throughput_warmup_batches: int = 1,
+    cache_dir: str | os.PathLike = "~/.cache/genbench",
+    inception_weights: str | None = None,
+    inception_download: bool = True,
+    max_reference_samples: int | None = None,
+    bootstrap_resamples: int = 1000,
+    ci_level: float = 0.95,
+    ci_method: str = "normal",
+) -> list[dict]:
+    """One checkpoint under several samplers: for each {sampler, steps} of `settings`, a copy of
+    `module` configured with it (configure_sampler), its FID with interval on `num_samples`
+    samples (the same noise seed as the main evaluation) and its samples/s.
+
+    Returns [{sampler (the family's label, e.g. "DDIM-10"), nfe, fid, fid_ci, samples_per_s}].
+    Only FID and its interval are computed per setting (bootstrap_resamples, ci_level, ci_method
+    as in the main evaluation).
+    """
+    if not settings:
+        return []
+    real = RealData(
+        datamodule,
+        device=module.device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        inception_weights=inception_weights,
+        inception_download=inception_download,
+        max_reference_samples=max_reference_samples,
+    )
+    layer = real.features.layers["fid"]
+    ref_stats = reference_fid_statistics(real.features, real.test_features, real.test_name)
+    points = []
+    for setting in settings:
+        configured = copy.deepcopy(module)
+        configured.configure_sampler(str(setting["sampler"]), int(setting["steps"]))
+        g = real.features(generate(configured, num_samples, batch_size, seed))[layer]
+        fid = float(
+            fid_statistics_to_metric(fid_features_to_statistics(g), ref_stats, verbose=False)[
+                torch_fidelity.KEY_METRIC_FID
+            ]
+        )
+        ci = None
+        if bootstrap_resamples > 0:
+            idx = resample_indices(len(g), bootstrap_resamples, seed)
+            ci = fid_interval(g, ref_stats, fid, idx, ci_level, ci_method)
+        speed = measure_throughput(
+            configured, throughput_samples, throughput_batch_size, throughput_warmup_batches, seed
+        )
+        cost = configured.sampling_cost()
+        points.append(
+            {
+                "sampler": cost["sampler"],
+                "nfe": cost["nfe"],
+                "fid": fid,
+                "fid_ci": ci,
+                "samples_per_s": speed.get("samples_per_s"),
+            }
+        )
+    return points
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # evaluate() options that do not apply to the floor (it samples no model).
 _MODEL_ONLY = (
     "checkpoint",
+    "curve",
     "nll",
     "nll_max_batches",
     "grid_samples",
@@ -94,6 +95,7 @@ def reevaluate_checkpoint(
     record.update(
         evaluated_checkpoint=ckpt.name,
         reevaluated=res.now_iso(),
+        reevaluated_with=res.versions(),  # the code that evaluated; `versions` trained
         eval_config=eval_kwargs,
         device=res.device_name(module.device),
     )

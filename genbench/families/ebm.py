@@ -21,7 +21,7 @@ from genbench.core.spec import DataSpec
 from genbench.estimators.ais import ais_ladder, ladder_summary
 from genbench.estimators.quadrature import refined_grid_log_z
 from genbench.families.base import GenerativeModule
-from genbench.maths.histogram import HistogramBase, dequantize
+from genbench.maths.histogram import HistogramBase, dequantize, level_counts
 from genbench.nets.energy import ConvEnergy, MLPEnergy
 from genbench.samplers.base import run
 from genbench.samplers.langevin import SGLD, energy_grad
@@ -117,10 +117,7 @@ class EBM(GenerativeModule):
 
     def fit_base(self, x: torch.Tensor) -> None:
         """Images: q = per-pixel level frequencies of x (N, C, H, W) long, +1 smoothing."""
-        k, flat = self.spec.num_levels, x.to(self.device).flatten(1)
-        cells = flat + k * torch.arange(flat.shape[1], device=flat.device)  # (pixel, level) ids
-        counts = 1.0 + torch.bincount(cells.flatten(), minlength=flat.shape[1] * k).float()
-        counts = counts.view(flat.shape[1], k)  # one_hot(x).sum(0) without its N x D x K tensor
+        counts = 1.0 + level_counts(x.to(self.device), self.spec.num_levels).float()
         if not torch.equal(counts, self.level_counts):
             self.level_counts = counts
             self.replay = torch.empty(0, device=self.device)  # chain coordinates depend on q

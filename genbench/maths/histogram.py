@@ -12,6 +12,15 @@ import math
 import torch
 
 
+def level_counts(x: torch.Tensor, num_levels: int) -> torch.Tensor:
+    """(D, K) counts of each level per dimension of x (N, ...) long in [0, K): one_hot(x).sum(0)
+    without its N x D x K tensor (88 GB for MNIST's training split)."""
+    flat = x.flatten(1)
+    dims = flat.shape[1]
+    cells = flat + num_levels * torch.arange(dims, device=flat.device)  # (dimension, level) ids
+    return torch.bincount(cells.flatten(), minlength=dims * num_levels).view(dims, num_levels)
+
+
 class HistogramBase:
     """Per-dimension piecewise-constant density on [-1, 1]^D with K equal bins.
 

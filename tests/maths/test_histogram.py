@@ -54,3 +54,11 @@ def test_level_nll_is_the_dequantised_density_times_the_bin_width():
     y = (x + torch.rand(x.shape, generator=gen)) * (2 / 17) - 1  # inside each level's bin
     # -log P(x) = -log q(y) - D log(2 / K): q is constant on each bin of width 2 / K.
     assert torch.allclose(base.level_nll(x), -base.log_prob(y) - 6 * math.log(2 / 17), atol=1e-4)
+
+
+def test_level_counts_equal_the_one_hot_sum():
+    from genbench.maths.histogram import level_counts
+
+    x = torch.randint(0, 5, (50, 1, 3, 4), generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.one_hot(x.flatten(1), 5).sum(0)
+    assert torch.equal(level_counts(x, 5), expected)

@@ -1,0 +1,130 @@
+"""Whole sweeps that are interrupted and rerun: through submitit's local executor (the SLURM
+launcher's code path) and under repeated SIGKILLs of the sweep process. The final results equal
+an uninterrupted sweep's, and no job runs twice to completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.test_resume import TINY, _stable
+
+ROOT = Path(__file__).resolve().parents[1]
+# Two families x two seeds on digits: test_resume's tiny runs at 32 steps (checkpoint every 8).
+SWEEP = [
+    "model=vae,flow",
+    "seed=0,1",
+    *(o for o in TINY if not o.startswith("budget.steps=")),
+    "budget.steps=32",
+]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"}
+
+
+def sweep_cmd(sweep_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "genbench.train",
+        "-m",
+        *SWEEP,
+        *extra,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def results(sweep_dir: Path) -> dict[tuple[str, int], dict]:
+    out = {}
+    for path in sweep_dir.rglob("results.json"):
+        if "superseded" in path.parts:
+            continue
+        rec = json.loads(path.read_text())
+        out[(rec["family"], rec["seed"])] = rec
+    return out
+
+
+def stable(rec: dict) -> dict:
+    return _stable(rec["metrics"])
+
+
+def launch(sweep_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        sweep_cmd(sweep_dir, *extra), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    sweep_dir = tmp_path_factory.mktemp("uninterrupted")
+    assert launch(sweep_dir).returncode == 0
+    recs = results(sweep_dir)
+    assert len(recs) == 4 and all(r["status"] == "completed" for r in recs.values())
+    return recs
+
+
+@pytest.mark.slow
+def test_sweep_killed_three_times_then_rerun_equals_an_uninterrupted_sweep(tmp_path, uninterrupted):
+    sweep_dir = tmp_path / "sweep"
+    rng = torch.Generator().manual_seed(int(time.time()))
+    finished: dict[tuple[str, int], str] = {}  # job -> its results.json "created" when first final
+    for _ in range(3):
+        proc = subprocess.Popen(
+            sweep_cmd(sweep_dir),
+            cwd=ROOT,
+            env=ENV,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(5 + 20 * float(torch.rand((), generator=rng)))  # start-up is ~5 s
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for key, rec in results(sweep_dir).items():
+            if rec["status"] == "completed":
+                assert finished.setdefault(key, rec["created"]) == rec["created"], f"{key} reran"
+    last = launch(sweep_dir)
+    assert last.returncode == 0, last.stderr[-3000:]
+    final = results(sweep_dir)
+    assert set(final) == set(uninterrupted)
+    for key, rec in final.items():
+        assert rec["status"] == "completed"
+        assert stable(rec) == stable(uninterrupted[key]), key
+        if key in finished:  # completed before the last launch: skipped, not run again
+            assert rec["created"] == finished[key], f"{key} ran twice to completion"
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_resumes_a_preempted_job(tmp_path, uninterrupted):
+    """Hydra's submitit launcher (the SLURM path, with submitit's local executor): every job dies
+    once mid-run (at step 13, like a preempted SLURM job), resumes from its step-8 checkpoint when
+    the sweep is launched again, and ends equal to the basic launcher's uninterrupted sweep; a
+    third launch skips them all."""
+    sweep_dir = tmp_path / "sweep"
+    crash = (
+        "+callbacks.crash._target_=tests.crash.CrashOnce",
+        "+callbacks.crash.step=13",
+        "+callbacks.crash.marker=${paths.output_dir}/crashed",  # one marker per job
+    )
+    launcher = ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=15"]
+    first = launch(sweep_dir, *launcher, *crash)
+    assert first.returncode != 0  # every job crashed once at step 13
+    after_first = results(sweep_dir)
+    assert {r["status"] for r in after_first.values()} == {"failed"}
+    second = launch(sweep_dir, *launcher, *crash)
+    assert second.returncode == 0, second.stderr[-3000:]
+    final = results(sweep_dir)
+    assert set(final) == set(uninterrupted)
+    for key, rec in final.items():
+        assert rec["status"] == "completed" and rec.get("resumed_from"), key
+        assert stable(rec) == stable(uninterrupted[key]), key
+    created = {k: r["created"] for k, r in final.items()}
+    third = launch(sweep_dir, *launcher, *crash)
+    assert third.returncode == 0
+    assert {k: r["created"] for k, r in results(sweep_dir).items()} == created  # all skipped
