@@ -63,7 +63,7 @@ def evaluate(
     module.eval()
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
     if nll and module.nll_kind != "none":
-        scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches)
+        scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches, sample_seed)
         per_example = scored.pop("per_example_bpd")
         metrics.update(scored)
         metrics.update(module.nll_diagnostics())

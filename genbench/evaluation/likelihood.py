@@ -75,14 +75,25 @@ def _gather_in_order(values: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@torch.inference_mode()
-def evaluate_nll(module, loader, max_batches: int | None = None) -> dict:
+def evaluate_nll(module, loader, max_batches: int | None = None, seed: int = 0) -> dict:
     """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches),
     its standard error, and the per-example bits/dim (key "per_example_bpd", a float64 CPU
     tensor in the loader's order: paired comparisons between families use it).
 
-    Under DDP each rank scores its shard; the metric's sum states are all-reduced on compute.
+    The random draws of stochastic estimators (dequantisation noise, importance samples,
+    timesteps, Hutchinson probes) come from the global generators seeded with `seed` (each
+    rank with seed + rank), restored afterwards: the same checkpoint gets the same number in
+    the run that trained it and in genbench-eval. Under DDP each rank scores its shard; the
+    metric's sum states are all-reduced on compute.
     """
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    devices = [module.device] if module.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        torch.manual_seed(seed + rank)
+        return _evaluate_nll(module, loader, max_batches)
+
+
+def _evaluate_nll(module, loader, max_batches: int | None) -> dict:
     metric = BitsPerDim(module.spec.num_dims).to(module.device)
     per_example = []
     for i, (x, y) in enumerate(shard_for_rank(loader)):

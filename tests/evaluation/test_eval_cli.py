@@ -97,3 +97,26 @@ def test_eval_of_an_unfinished_run_keeps_it_failed(fast_cfg):
     assert after["status"] == "failed" and after["error"] == "Received SIGTERM"
     assert after["metrics"]["nll_bpd"] > 0  # scored all the same
     assert read_results(run_dir / "results.json")["status"] == "failed"
+
+
+def test_eval_of_the_evaluated_checkpoint_reproduces_the_run(fast_cfg):
+    """Stochastic estimators (the VAE's importance samples) draw from generators seeded by the
+    evaluation, so genbench-eval of the checkpoint a run evaluated gives the run's NLL exactly,
+    whatever the global RNG did before."""
+    import torch
+
+    from genbench.evaluation.reevaluate import reevaluate_checkpoint
+
+    cfg = fast_cfg("model=vae", "dataset=digits", "model.iw_samples=8", "eval.fidelity=false")
+    run_dir = Path(cfg.paths.output_dir)
+    before = run(cfg)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    ckpt = run_dir / "checkpoints" / before["evaluated_checkpoint"]
+    if not ckpt.exists():  # "last": the run's final weights, saved as last.ckpt
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+    after = reevaluate_checkpoint(ckpt, cfg.eval)
+    assert after["metrics"]["nll_bpd"] == before["metrics"]["nll_bpd"]
+    assert after["metrics"]["nll_bpd_stderr"] == before["metrics"]["nll_bpd_stderr"]
