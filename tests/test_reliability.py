@@ -45,6 +45,9 @@ def _stable(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
 
 
+# Slow: tests/test_resume.py checks every family's exact resume in the default suite, and a
+# SIGKILL per family (slow) there too.
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["vae", "flow"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model):
     full, killed = tmp_path / "full", tmp_path / "killed"

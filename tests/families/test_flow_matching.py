@@ -96,7 +96,13 @@ def test_bits_per_dim_of_one_image_by_hand(tmp_path):
     """Dequantize with a known u, integrate [x, div] with a hand-written Heun loop and autograd's
     full Jacobian, add log N(z) and D log(2/K): the module's bits/dim, to 1e-4."""
     module, dm = build(
-        tmp_path, "digits", *SMALL_UNET, "model.nll_solver=heun", "model.nll_steps=3"
+        tmp_path,
+        "digits",
+        *SMALL_UNET,
+        "model.nll_solver=heun",
+        "model.nll_steps=3",
+        "model.exact_max_dims=64",
+        "model.nll_rho=1.0",  # the uniform grid of the hand-written loop below
     )
     torch.manual_seed(0)
     with torch.no_grad():  # a non-trivial velocity (the output layer starts at zero)
