@@ -155,3 +155,23 @@ def test_sigkill_at_a_random_step_then_rerun_matches_an_uninterrupted_run(tmp_pa
     a = json.loads((tmp_path / "full" / "results.json").read_text())
     b = json.loads((tmp_path / "killed" / "results.json").read_text())
     assert b.get("resumed_from") and _stable(a["metrics"]) == _stable(b["metrics"])
+
+
+def test_resume_adopts_the_best_checkpoint_on_disk_when_last_names_a_replaced_one(tmp_path):
+    """Killed after a new best replaced the old best file but before last.ckpt recorded it: the
+    restored state names a missing file; the callback adopts the best file on disk and its
+    score, as the uninterrupted run has them (found by the sweep fault-injection test)."""
+    from genbench.training.checkpoints import BestCheckpoint
+
+    new_best = tmp_path / "best_step000016.ckpt"
+    state = {"monitor": "val/nll_bpd", "best_model_path": str(new_best), "dirpath": str(tmp_path)}
+    state |= {"best_model_score": torch.tensor(1.5), "best_k_models": {}, "kth_value": None}
+    torch.save(
+        {"state_dict": {}, "callbacks": {"BestCheckpoint{'monitor': 'auto'}": state}}, new_best
+    )
+    cb = BestCheckpoint(dirpath=str(tmp_path), filename="best_step{step:06d}")
+    stale = dict(state, best_model_path=str(tmp_path / "best_step000008.ckpt"))
+    stale["best_model_score"] = torch.tensor(1.9)
+    cb.load_state_dict(stale)
+    assert cb.best_model_path == str(new_best) and float(cb.best_model_score) == 1.5
+    assert cb.best_k_models == {str(new_best): cb.best_model_score}

@@ -9,6 +9,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genbench.core.atomic import atomic_write
+from genbench.core.checkpoints import load_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,6 +36,27 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(self, monitor: str = "auto", **kwargs):
         super().__init__(monitor=None if monitor == "auto" else monitor, **kwargs)
         self._auto = monitor == "auto"
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore from a (last) checkpoint; if the best file it names is gone — a run killed
+        after a newer best replaced it but before last.ckpt recorded that — adopt the best file
+        that is on disk, with the score its own saved state records, as an uninterrupted run
+        would have it."""
+        super().load_state_dict(state_dict)
+        if not self.best_model_path or Path(self.best_model_path).is_file() or not self.dirpath:
+            return
+        found = sorted(Path(self.dirpath).glob("best_step*.ckpt"))
+        if len(found) != 1:
+            return
+        saved = load_checkpoint(found[0])
+        mine = [
+            v for k, v in saved.get("callbacks", {}).items() if k.startswith(type(self).__name__)
+        ]
+        if len(mine) == 1 and mine[0].get("best_model_path") == str(found[0]):
+            self.best_model_path = str(found[0])
+            self.best_model_score = mine[0]["best_model_score"]
+            self.best_k_models = {self.best_model_path: self.best_model_score}
+            self.kth_best_model_path, self.kth_value = self.best_model_path, self.best_model_score
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if self._auto:
