@@ -120,6 +120,9 @@ class TensorDataModule(L.LightningDataModule):
             drop_last=train and len(x) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Evaluation loaders draw their workers' base seed from a generator of their own, not
+            # the global one: validating leaves the training stream's noise as it was.
+            generator=None if train else torch.Generator().manual_seed(0),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -62,6 +62,12 @@ class GenerativeModule(L.LightningModule):
             f"sampler={sampler!r} steps={steps} does not apply"
         )
 
+    @property
+    def training_cycle(self) -> int:
+        """Batches after which the training step's work repeats (the FLOP probe counts whole
+        cycles): 1, except where a family alternates, e.g. the GAN's d_steps."""
+        return 1
+
     def nll_diagnostics(self) -> dict:
         """Extra results.json metrics about how the NLL was estimated (e.g. an AIS ladder)."""
         return {}

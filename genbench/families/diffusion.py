@@ -10,8 +10,8 @@ sampling and likelihoods use).
 `nll` is the variational bound: prior KL at t=T, the KL terms of every step and a decoder at
 t=0 (discretized Gaussian over the K levels for images, a Gaussian density for points).
 With nll_t_samples=None it sums all T terms (T network evaluations per example); with an int M
-it is the unbiased stratified estimate from M sampled steps (one per stratum of T/M steps,
-weighted by the stratum size). Either way it is an upper bound on the NLL in expectation:
+it is an unbiased stratified estimate from M sampled steps: uniform strata of T/M steps, or
+(nll_t_proposal="vlb") the decoder term always and M steps drawn from the KL terms' weights. Either way it is an upper bound on the NLL in expectation:
 nll_kind = "bound".
 """
 
@@ -23,7 +23,7 @@ from genbench.core.spec import DataSpec
 from genbench.families.base import GenerativeModule
 from genbench.maths.diffusion_parameterisations import make_parameterisation
 from genbench.maths.distributions import unit_to_levels
-from genbench.maths.gaussian_diffusion import GaussianDiffusion
+from genbench.maths.gaussian_diffusion import PROPOSALS, GaussianDiffusion
 from genbench.nets.unet import TimeMLP, UNet
 from genbench.samplers.base import Sampler, run
 from genbench.samplers.ddim import DDIM
@@ -52,6 +52,7 @@ class Diffusion(GenerativeModule):
         sampling_steps: int | None,
         eta: float,
         nll_t_samples: int | None,
+        nll_t_proposal: str,
         val_t_samples: int,
         channels: int,
         channel_mult: tuple[int, ...],
@@ -91,16 +92,25 @@ class Diffusion(GenerativeModule):
         else:
             self.net = TimeMLP(s.num_dims, points_hidden, points_blocks, dropout=0.0)
         self.sampler: Sampler = self.make_sampler(sampler, sampling_steps or num_steps)
+        if nll_t_proposal not in PROPOSALS:
+            raise ValueError(
+                f"nll_t_proposal={nll_t_proposal!r}; valid: {', '.join(map(repr, PROPOSALS))}"
+            )
 
     # --- the bound --------------------------------------------------------------------------
-    def bound_terms(self, batch, t_samples: int | None = None) -> dict[str, torch.Tensor]:
+    def bound_terms(
+        self, batch, t_samples: int | None = None, proposal: str = "uniform"
+    ) -> dict[str, torch.Tensor]:
         """GaussianDiffusion.bound_terms of a batch with the evaluation network, in nats."""
         x = self.data(batch)
         levels = self.spec.num_levels if self.spec.is_image else None
-        return self.diffusion.bound_terms(self.net, self.to_unit(x), levels, x, t_samples)
+        return self.diffusion.bound_terms(
+            self.net, self.to_unit(x), levels, x, t_samples, proposal
+        )
 
     def nll(self, batch) -> torch.Tensor:
-        return self.bound_terms(batch, self.hparams.nll_t_samples)["total"]
+        hp = self.hparams
+        return self.bound_terms(batch, hp.nll_t_samples, hp.nll_t_proposal)["total"]
 
     def validation_nll(self, batch) -> torch.Tensor:
         return self.bound_terms(batch, self.hparams.val_t_samples)["total"]

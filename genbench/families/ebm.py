@@ -111,9 +111,12 @@ class EBM(GenerativeModule):
         return run(sampler, energy_grad(lambda u: self.flat_energy(self.to_data(u))), v, generator)
 
     def on_fit_start(self) -> None:
-        """Images: fit q on the whole training split (deterministic: a resume refits the same)."""
+        """Images: fit q on the whole training split (deterministic: a resume refits the same).
+        The training generator is made here, before a resumed run restores the global RNG: a
+        resumed run leaves the global stream as an uninterrupted one does."""
         if self.spec.is_image:
             self.fit_base(self.trainer.datamodule.split("train")[0])
+        self.training_rng()
 
     def fit_base(self, x: torch.Tensor) -> None:
         """Images: q = per-pixel level frequencies of x (N, C, H, W) long, +1 smoothing."""
@@ -193,7 +196,7 @@ class EBM(GenerativeModule):
 
     def training_rng(self) -> torch.Generator:
         """The training noise's own generator, apart from the global RNG (which data loaders also
-        draw from): seeded from the global RNG at the first step, restored from checkpoints."""
+        draw from): seeded from the global RNG at fit start, restored from checkpoints."""
         if not isinstance(self._rng, torch.Generator):
             state, self._rng = self._rng, torch.Generator(device=self.device)
             self._rng.manual_seed(int(torch.randint(2**62, (1,))))

@@ -23,11 +23,14 @@ LOSSES = ("nonsaturating", "hinge", "wgan_gp")
 def gradient_penalty(
     critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """WGAN-GP: mean over the batch of (||grad_x critic(x_hat)||_2 - 1)^2 on interpolates."""
+    """WGAN-GP: mean over the batch of (||grad_x critic(x_hat)||_2 - 1)^2 on interpolates.
+
+    The critic sees a view of the interpolates, not the leaf itself: the same gradient, and
+    PyTorch's FLOP counter (the budget's probe) can follow autograd.grad through it."""
     if eps is None:
         eps = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    (grad,) = torch.autograd.grad(critic(x_hat.view_as(x_hat)).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
@@ -136,6 +139,11 @@ class GAN(GenerativeModule):
         logs["train/loss"] = d_loss.detach()  # the common panel name: D's objective
         self.log_dict(logs, batch_size=len(real))
         return d_loss.detach()
+
+    @property
+    def training_cycle(self) -> int:
+        """Batches after which the training step repeats: d_steps (one generator step each)."""
+        return self.hparams.d_steps
 
     # The D/G alternation counter travels in checkpoints (exact resume with d_steps > 1).
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -23,6 +23,7 @@ from genbench.maths.distributions import (
 
 Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t (B,) long) -> output
 VARIANCES = ("beta_tilde", "beta")
+PROPOSALS = ("uniform", "vlb")  # how a stochastic bound draws its steps (bound_terms)
 
 
 def beta_schedule(name: str, num_steps: int) -> torch.Tensor:
@@ -187,22 +188,38 @@ class GaussianDiffusion(nn.Module):
         num_levels: int | None = None,
         x_data: torch.Tensor | None = None,
         t_samples: int | None = None,
+        proposal: str = "uniform",
     ) -> dict[str, torch.Tensor]:
-        """The bound's pieces: prior (B,), terms (B, M) at steps `t` (B, M), their weights (M,).
+        """The bound's pieces: prior (B,), terms (B, M) at steps `t` (B, M), their weights.
 
-        t_samples=None: every step, weights 1 (the exact sum). t_samples=M: one uniform step per
-        stratum of T/M steps, weighted by the stratum's size (an unbiased estimate of the sum).
-        total (B,) = prior + terms @ weights.
+        t_samples=None: every step, weights 1 (the exact sum). t_samples=M: an unbiased estimate
+        of the sum from M sampled steps, stratified, by `proposal` (PROPOSALS):
+        - "uniform": one uniform step per stratum of T/M steps, weighted by the stratum's size;
+        - "vlb": the decoder term at t=0 always (weight 1), and the KL terms t >= 1 drawn from
+          p(t) ∝ w_t (the weights of the bound's KL terms, as t_sampling="vlb" trains), one per
+          stratum of p's CDF, each weighted 1 / (M p(t)): the small-t terms that dominate the
+          bound are drawn far more often, so the estimate varies far less between draws.
+        total (B,) = prior + (terms * weights).sum(1); weights are (M,) or (B, M).
         """
-        b, n = len(x0), self.num_steps
+        b, n, dev = len(x0), self.num_steps, x0.device
+        if proposal not in PROPOSALS:
+            raise ValueError(f"proposal={proposal!r}; valid: {', '.join(map(repr, PROPOSALS))}")
         if t_samples is None or t_samples >= n:
-            steps = torch.arange(n, device=x0.device).expand(b, n)
-            weights = torch.ones(n, device=x0.device)
-        else:
-            edges = torch.linspace(0, n, t_samples + 1, device=x0.device).long()
+            steps = torch.arange(n, device=dev).expand(b, n)
+            weights = torch.ones(n, device=dev)
+        elif proposal == "uniform":
+            edges = torch.linspace(0, n, t_samples + 1, device=dev).long()
             sizes = edges[1:] - edges[:-1]
-            steps = edges[:-1] + (torch.rand(b, t_samples, device=x0.device) * sizes).long()
+            steps = edges[:-1] + (torch.rand(b, t_samples, device=dev) * sizes).long()
             weights = sizes.float()
+        else:
+            p = self.vlb_weight[1:].double() / self.vlb_weight[1:].double().sum()
+            cdf = p.cumsum(0)
+            u = (torch.arange(t_samples, device=dev) + torch.rand(b, t_samples, device=dev))
+            idx = torch.searchsorted(cdf, (u / t_samples).double().clamp(max=cdf[-1].item()))
+            idx = idx.clamp(max=n - 2)
+            steps = torch.cat([torch.zeros(b, 1, dtype=torch.long, device=dev), idx + 1], 1)
+            weights = torch.cat([torch.ones(b, 1, device=dev), (1 / (t_samples * p[idx])).float()], 1)
         terms = [self.vb_term(model, x0, s, num_levels, x_data) for s in steps.unbind(1)]
         terms = torch.stack(terms, 1)
         prior = self.prior_kl(x0)
@@ -211,5 +228,5 @@ class GaussianDiffusion(nn.Module):
             "terms": terms,
             "t": steps,
             "weights": weights,
-            "total": prior + terms @ weights,
+            "total": prior + (terms * weights).sum(1),
         }

@@ -49,7 +49,10 @@ def probe_flops(
 ) -> StepCost:
     """FLOPs and optimiser steps per training batch, from `batches` batches of a copy of
     `module` on a fresh data module (the run itself is untouched, except for the global RNG,
-    which the run seeds afterwards)."""
+    which the run seeds afterwards), rounded up to whole training cycles (a GAN with d_steps=5
+    repeats every 5 batches, one of which also steps the generator)."""
+    cycle = max(1, int(getattr(module, "training_cycle", 1)))
+    batches = math.ceil(batches / cycle) * cycle
     probe = copy.deepcopy(module)
     trainer = L.Trainer(
         accelerator=accelerator,

@@ -9,6 +9,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from genbench.training.checkpoints import validation_follows
+
 
 class DivergenceMonitor(L.Callback):
     """Stop training cleanly when the loss or a parameter turns non-finite.
@@ -50,24 +52,47 @@ class DivergenceMonitor(L.Callback):
         return self.diverged_at_step is not None
 
 
+def _torch_rng_states() -> tuple:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_torch_rng_states(states: tuple) -> None:
+    cpu, cuda = states
+    torch.set_rng_state(cpu)
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
 class RNGStateCheckpoint(L.Callback):
-    """Carry the torch/numpy/python RNG states in checkpoints and restore them on resume.
+    """Carry the torch/numpy/python RNG states in checkpoints and restore them on resume, and
+    give validation noise of its own.
 
     Restored at train start (after any sanity check), so a resumed run draws the same noise as
     an uninterrupted one: with epoch-seeded shuffling this makes CPU resume bit-for-bit.
+
+    Validation draws (a stochastic bound's timesteps and noise, dequantisation, probes) come from
+    the torch generators seeded with `validation_seed` (+ the rank) at the start of every
+    validation, and the training stream is restored at its end: every validation sees the same
+    noise, so successive values differ by the weights alone (common random numbers: the best
+    checkpoint is chosen by the model, not by the draw), and training draws the same noise
+    however often it validates.
     """
 
-    def __init__(self):
+    def __init__(self, validation_seed: int = 0):
+        self.validation_seed = validation_seed
         self._pending: dict | None = None
+        self._training_rng: tuple | None = None
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         kind, keys, pos, has_gauss, cached = np.random.get_state()
+        cpu, cuda = self._training_rng or _torch_rng_states()  # the training stream's
         # Plain types and tensors only, so Lightning's weights_only loading accepts them.
         checkpoint["genbench_rng"] = {
-            "torch": torch.get_rng_state(),
+            "torch": cpu,
             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
             "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "cuda": cuda,
         }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
@@ -76,13 +101,26 @@ class RNGStateCheckpoint(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if self._pending is None:
             return
-        torch.set_rng_state(self._pending["torch"])
+        _set_torch_rng_states((self._pending["torch"], self._pending.get("cuda")))
         kind, keys, pos, has_gauss, cached = self._pending["numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
         random.setstate(self._pending["python"])
-        if self._pending.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(self._pending["cuda"])
         self._pending = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        # Before the validation loop starts its data loader's iterator (a global draw).
+        if validation_follows(trainer):
+            self._training_rng = _torch_rng_states()
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if self._training_rng is None:  # the sanity check, or validation outside training
+            self._training_rng = _torch_rng_states()
+        torch.manual_seed(self.validation_seed + trainer.global_rank)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self._training_rng is not None:
+            _set_torch_rng_states(self._training_rng)
+            self._training_rng = None
 
 
 def process_age_s() -> float:

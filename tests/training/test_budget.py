@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.data import DataLoader, TensorDataset
 
 from genbench.config import BudgetKind
 from genbench.families.build import build_model
 from genbench.training.budget import StepCost, probe_flops, trainer_limits
-from tests.conftest import compose_config
+from tests.conftest import CONF_DIR, compose_config
 
 B, D = 16, 12
 
@@ -78,3 +80,39 @@ def test_steps_and_time_budgets():
     }
     with pytest.raises(ValueError, match="budget.flops=0"):
         trainer_limits(_budget(kind=BudgetKind.flops, flops=0), StepCost(1.0, 1.0))
+
+
+MODEL_CONFIGS = sorted(
+    str(p.relative_to(Path(CONF_DIR, "model")).with_suffix(""))
+    for p in Path(CONF_DIR, "model").rglob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_every_model_config_trains_to_its_flop_budget_as_counted_over_the_real_fit(model, tmp_path):
+    """Every file under conf/model/ (families and variants) under budget=flops, sized to two
+    whole training cycles (a GAN's d_steps batches: one generator step in each): the probe's
+    per-step cost times the steps taken (train_flops, as results.json reports it) equals the
+    FLOPs PyTorch counts over the real training fit, and lands within one batch of the budget."""
+    cfg = compose_config([f"model={model}", "dataset=digits", "budget=flops"], tmp_path)
+    module = build_model(cfg.model, instantiate(cfg.dataset).spec)
+    cost = probe_flops(module, lambda: instantiate(cfg.dataset), cfg.budget.probe_batches)
+    batches = 2 * cfg.model.get("d_steps", 1)
+    flops = (batches - 0.5) * cost.flops_per_batch
+    budget = _budget(kind=BudgetKind.flops, flops=flops, validations=1)
+    limits = trainer_limits(budget, cost)
+    trainer = L.Trainer(
+        max_steps=limits["max_steps"],
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with FlopCounterMode(display=False) as counter:
+        trainer.fit(module, datamodule=instantiate(cfg.dataset))
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == batches
+    train_flops = cost.flops_per_step * trainer.global_step
+    assert train_flops == pytest.approx(counter.get_total_flops(), rel=1e-9)
+    assert 0 <= train_flops - budget.flops < cost.flops_per_batch

@@ -61,3 +61,45 @@ def test_ema_matches_a_hand_computed_average_and_checkpoints_hold_it(tmp_path):
 
     torch.testing.assert_close(flat(ckpt["state_dict"]), avg)
     torch.testing.assert_close(flat(ckpt["current_model_state"]), module.trajectory[-1])
+
+
+class WithBatchNorm(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+        self.register_buffer("mask", torch.ones(4))  # any other buffer: copied, not averaged
+        self.stats: list[torch.Tensor] = []
+
+    def training_step(self, batch, batch_idx):
+        self.mask.add_(1.0)
+        return ((self.net(batch[0]) - 1) ** 2).mean()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        bn = self.net[1]
+        self.stats.append(torch.cat([bn.running_mean, bn.running_var]).clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_batch_norm_statistics_are_averaged_with_the_weights_other_buffers_copied(tmp_path):
+    torch.manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.randn(40, 3) * 3 + 2), batch_size=4)
+    module = WithBatchNorm()
+    trainer = L.Trainer(
+        max_steps=10,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=[EMA(decay=DECAY)],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, loader)
+    avg = module.stats[0].clone()
+    for n, s in enumerate(module.stats[1:], start=1):
+        avg += (1 - min(DECAY, (1 + n) / (10 + n))) * (s - avg)
+    bn = module.net[1]
+    torch.testing.assert_close(torch.cat([bn.running_mean, bn.running_var]), avg)
+    assert not torch.allclose(avg, module.stats[-1])  # the live statistics differ
+    assert module.mask[0].item() == 11  # copied from the live model
