@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: install test test-slow lint format benchmark benchmark-mnist benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval clean
+.PHONY: install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,9 @@ install: $(BIN)/.installed
 test: install
 	$(BIN)/python -m pytest -q --durations=15
 
+# -rP: the slow tests' own output too (the fault-injection test prints its kill seed and times)
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -rP
 
 lint: install
 	$(BIN)/ruff check genbench tests scripts
@@ -33,27 +34,46 @@ format: install
 	$(BIN)/ruff format genbench tests scripts
 
 # The main job: every family x seeds 0, 1, 2 on digits on the CPU at one FLOP budget, the
-# real-data floor, then the table (docs/benchmark/digits/) and the runs folder behind it
-# (docs/benchmark/digits/runs/: each run's results.json, no checkpoints). A rerun resumes
-# interrupted jobs and skips finished ones (ckpt_path=auto): BENCH=... for a fresh directory.
+# real-data floor, then the table under $(BENCH)/table and, cell by cell, how it compares with
+# the committed one (docs/benchmark/digits). A rerun resumes interrupted jobs and skips finished
+# ones (ckpt_path=auto): BENCH=... for a fresh directory. `make benchmark-publish` then copies
+# the table and the runs behind it (results.json, no checkpoints) into docs/.
 STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 BENCH ?= outputs/benchmark/digits
 DOCS := docs/benchmark/digits
 
 benchmark: install
 	$(BIN)/genbench-train -m +experiment=digits_benchmark hydra.sweep.dir=$(BENCH)
-	$(BIN)/genbench-eval floor=true dataset=digits hydra.run.dir=$(BENCH)/floor
-	rm -rf $(DOCS)/runs
-	$(BIN)/genbench-table source=$(BENCH) out_dir=$(DOCS) export_runs=$(DOCS)/runs wandb_report=true
+	$(BIN)/genbench-eval floor=true dataset=digits eval=benchmark hydra.run.dir=$(BENCH)/floor
+	rm -rf $(BENCH)/table
+	$(BIN)/genbench-table source=$(BENCH) out_dir=$(BENCH)/table export_runs=$(BENCH)/table/runs wandb_report=true
+	$(BIN)/python scripts/compare_tables.py $(BENCH)/table/table.csv $(DOCS)/table.csv
 
-# MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed.
+benchmark-publish:
+	test -f $(BENCH)/table/table.csv || { echo "run make benchmark first"; exit 1; }
+	rm -rf $(DOCS)/runs && mkdir -p $(DOCS) && cp -r $(BENCH)/table/. $(DOCS)/
+
+# Re-run a subset of the committed digits runs at this checkout and compare every metric
+# (relative 1e-6): RUNS=model:seed,... (default: seed 1 of arm, vae, gan, flow_matching).
+verify-benchmark: install
+	$(BIN)/python scripts/verify_benchmark.py $(DOCS)/runs $(if $(RUNS),--runs $(RUNS))
+
+# MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed, 3e13 FLOPs, the
+# floor and the independent-pixel baseline; table under $(MNIST_BENCH)/table;
+# `make benchmark-mnist-publish` copies it to docs/benchmark/mnist.
 MNIST_ROOT ?= ../shared/data
 MNIST_BENCH ?= outputs/benchmark/mnist
+MNIST_EVAL := eval=mnist_cpu dataset=mnist dataset.root=$(MNIST_ROOT)
 benchmark-mnist: install
 	$(BIN)/genbench-train -m +experiment=mnist_cpu_benchmark dataset.root=$(MNIST_ROOT) hydra.sweep.dir=$(MNIST_BENCH)
-	$(BIN)/genbench-eval floor=true dataset=mnist dataset.root=$(MNIST_ROOT) eval.num_samples=5000 hydra.run.dir=$(MNIST_BENCH)/floor
-	rm -rf docs/benchmark/mnist/runs
-	$(BIN)/genbench-table source=$(MNIST_BENCH) out_dir=docs/benchmark/mnist export_runs=docs/benchmark/mnist/runs
+	$(BIN)/genbench-eval floor=true $(MNIST_EVAL) hydra.run.dir=$(MNIST_BENCH)/floor
+	$(BIN)/genbench-eval baseline=pixels $(MNIST_EVAL) hydra.run.dir=$(MNIST_BENCH)/pixel_histogram
+	rm -rf $(MNIST_BENCH)/table
+	$(BIN)/genbench-table source=$(MNIST_BENCH) out_dir=$(MNIST_BENCH)/table export_runs=$(MNIST_BENCH)/table/runs
+
+benchmark-mnist-publish:
+	test -f $(MNIST_BENCH)/table/table.csv || { echo "run make benchmark-mnist first"; exit 1; }
+	rm -rf docs/benchmark/mnist/runs && mkdir -p docs/benchmark/mnist && cp -r $(MNIST_BENCH)/table/. docs/benchmark/mnist/
 
 # MNIST on one GPU (a lent machine): scripts/gpu_mnist_benchmark.sh, table under OUT_DIR/table.
 benchmark-mnist-gpu: install

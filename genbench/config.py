@@ -49,7 +49,7 @@ class HardwareSchema:
     precision: str = MISSING  # 32-true | bf16-mixed | ...
     num_nodes: int = 1
     num_workers: int = 0  # data-loader worker processes
-    threads: int | None = None  # torch.set_num_threads; null = torch's default
+    threads: int | None = None  # torch, BLAS and OpenMP threads per process; null = defaults
 
 
 class BudgetKind(Enum):
@@ -94,6 +94,7 @@ class EvalSchema:
     ci_method: str = "normal"  # normal | percentile | basic (evaluation/bootstrap.py)
     density_coverage_k: int = 5
     memorisation: bool = True
+    memorisation_samples: int | None = None  # the first N generated samples; None = all
     memorisation_pixels: bool = True  # also in pixel space, for images
     copy_percentile: float = 1.0
     ct_cells: int = 10

@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
-from genbench.evaluation.evaluate import count_params, evaluate
+from genbench.core.threads import limit_threads
+from genbench.evaluation.evaluate import count_params, evaluate, evaluation_seed
 from genbench.evaluation.labels import classify
 from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
@@ -139,7 +140,8 @@ def wandb_sample_table(module: GenerativeModule, datamodule, cfg: DictConfig):
     spec = module.spec
     if not spec.is_image or cfg.eval.grid_samples <= 0:
         return None
-    gen = torch.Generator(device=module.device).manual_seed(cfg.eval.sample_seed)
+    seed = evaluation_seed(cfg.eval.sample_seed, cfg.seed)
+    gen = torch.Generator(device=module.device).manual_seed(seed)
     with torch.inference_mode():
         samples = module.sample(cfg.eval.grid_samples, generator=gen).cpu()
     labelled = classify(samples, datamodule, cfg.eval.cache_dir)
@@ -160,8 +162,7 @@ def run(cfg: DictConfig) -> dict:
     quiet_library_logs()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.hardware.get("threads"):
-        torch.set_num_threads(int(cfg.hardware.threads))
+    limit_threads(cfg.hardware.get("threads"))
     L.seed_everything(cfg.seed, workers=True)
 
     plan = plan_job(cfg, out_dir)
@@ -269,7 +270,8 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
             module.load_state_dict(state["state_dict"])
             record["evaluated_checkpoint"] = Path(best.best_model_path).name
     start = time.perf_counter()
-    m.update(evaluate(module, datamodule, Path(cfg.paths.output_dir), **cfg.eval))
+    out_dir = Path(cfg.paths.output_dir)
+    m.update(evaluate(module, datamodule, out_dir, **cfg.eval, run_seed=int(cfg.seed)))
     m["eval_time_s"] = time.perf_counter() - start
     record["status"] = "completed"
 

@@ -243,9 +243,7 @@ def test_rerun_skips_final_jobs_and_a_changed_config_is_a_new_job(tmp_path):
     assert read_results(path)["config_hash"] == changed["config_hash"]
 
 
-def test_unreadable_last_checkpoint_falls_back_to_the_previous_one(
-    tmp_path, caplog, uninterrupted
-):
+def test_unreadable_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, uninterrupted):
     crash = [
         "model=vae",
         "+callbacks.crash._target_=tests.crash.CrashOnce",

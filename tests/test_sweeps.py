@@ -69,12 +69,23 @@ def uninterrupted(tmp_path_factory) -> dict:
     return recs
 
 
+def kill_seed() -> int:
+    """The seed of the kill times: $GENBENCH_KILL_SEED replays a run, else a fresh one."""
+    return int(os.environ.get("GENBENCH_KILL_SEED") or int.from_bytes(os.urandom(4), "little"))
+
+
 @pytest.mark.slow
 def test_sweep_killed_three_times_then_rerun_equals_an_uninterrupted_sweep(tmp_path, uninterrupted):
+    """Three SIGKILLs of the whole sweep at times drawn from a printed seed (replay a failure
+    with GENBENCH_KILL_SEED=<seed> make test-slow), then a rerun: every job's metrics equal the
+    uninterrupted sweep's and no job runs twice to completion."""
     sweep_dir = tmp_path / "sweep"
-    rng = torch.Generator().manual_seed(int(time.time()))
+    seed = kill_seed()
+    rng = torch.Generator().manual_seed(seed)
+    delays = [5 + 20 * float(torch.rand((), generator=rng)) for _ in range(3)]  # start-up ~5 s
+    print(f"kill seed {seed}: SIGKILL after {', '.join(f'{d:.2f}' for d in delays)} s")
     finished: dict[tuple[str, int], str] = {}  # job -> its results.json "created" when first final
-    for _ in range(3):
+    for delay in delays:
         proc = subprocess.Popen(
             sweep_cmd(sweep_dir),
             cwd=ROOT,
@@ -83,7 +94,7 @@ def test_sweep_killed_three_times_then_rerun_equals_an_uninterrupted_sweep(tmp_p
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(5 + 20 * float(torch.rand((), generator=rng)))  # start-up is ~5 s
+        time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         for key, rec in results(sweep_dir).items():
@@ -95,7 +106,7 @@ def test_sweep_killed_three_times_then_rerun_equals_an_uninterrupted_sweep(tmp_p
     assert set(final) == set(uninterrupted)
     for key, rec in final.items():
         assert rec["status"] == "completed"
-        assert stable(rec) == stable(uninterrupted[key]), key
+        assert stable(rec) == stable(uninterrupted[key]), f"{key} (kill seed {seed})"
         if key in finished:  # completed before the last launch: skipped, not run again
             assert rec["created"] == finished[key], f"{key} ran twice to completion"
 

@@ -131,3 +131,24 @@ def test_gan_checkpoint_is_the_best_validation_fid(fast_cfg):
     ref = fid_features_to_statistics(features(dm.split("val")[0])[layer])
     fid = fid_statistics_to_metric(ref, fid_features_to_statistics(features(samples)[layer]), False)
     assert abs(fid["frechet_inception_distance"] - logged[best_step]) < 1e-3 * logged[best_step]
+
+
+def test_a_likelihood_familys_evaluated_checkpoint_is_its_lowest_validation_bits_per_dim(
+    fast_cfg,
+):
+    """The step of the evaluated best_step*.ckpt is the step whose val/nll_bpd, as the CSV
+    logger recorded it, is the lowest of the run's validations."""
+    import csv
+
+    cfg = fast_cfg(
+        "model=vae", "dataset=digits", "logger=csv", "budget.steps=40", "budget.validations=5"
+    )
+    record = run(cfg)
+    out = Path(cfg.paths.output_dir)
+    with open(out / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/nll_bpd")]
+    values = [float(r["val/nll_bpd"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
+    assert len(values) == 5  # validations at steps 8, 16, 24, 32, 40
+    best = min(range(5), key=values.__getitem__)
+    assert record["evaluated_checkpoint"] == f"best_step{8 * (best + 1):06d}.ckpt"
+    assert abs(record["best_val"]["value"] - values[best]) <= 1e-6 * values[best]

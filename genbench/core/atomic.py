@@ -8,8 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """The mode a plainly created file gets: 0o666 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` on a temporary file in `path`'s folder, fsync it, os.replace it."""
+    """Call `write(tmp_path)` on a temporary file in `path`'s folder, fsync it, os.replace it.
+    The file gets the mode a plain open() would give it (mkstemp's is 0600: unreadable to the
+    group on a shared cluster)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -18,6 +27,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,13 +17,17 @@ import torch
 from genbench.evaluation.neighbours import distance_chunks, kth_neighbour_radius
 
 
-def density_coverage(generated: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict:
-    """{'density', 'coverage'} of generated (N, F) against real (M, F) features, k-NN balls.
+def density_coverage(
+    generated: torch.Tensor, real: torch.Tensor, k: int = 5, radii: torch.Tensor | None = None
+) -> dict:
+    """{'density', 'coverage'} of generated (N, F) against real (M, F) features, k-NN balls
+    (`radii` (M,): the real k-NN radii, when already computed for these real features).
 
     A non-finite generated sample (a diverged sampler's) lies in no ball."""
     if len(real) <= k:
         raise ValueError(f"density/coverage with k={k} needs more than {k} real samples")
-    radii = kth_neighbour_radius(real, k)  # (M,)
+    if radii is None:
+        radii = kth_neighbour_radius(real, k)  # (M,)
     inside = torch.zeros((), dtype=torch.float64, device=radii.device)
     nearest_gen = torch.full_like(radii, float("inf"))
     for d in distance_chunks(generated, real.to(radii.device)):  # (rows, M)

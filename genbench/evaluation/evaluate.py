@@ -16,6 +16,14 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def evaluation_seed(sample_seed: int, run_seed: int) -> int:
+    """The seed of every draw one evaluation makes (samples, NLL estimators' timesteps, noise,
+    probes, AIS chains, bootstrap resamples): distinct for each (eval.sample_seed, run seed), so
+    runs of different seeds have independent estimator noise and the spread over seeds includes
+    it; fixed given both, so a checkpoint gets the same numbers whenever it is evaluated."""
+    return int(sample_seed) * 1_000_003 + int(run_seed)
+
+
 def evaluate(
     module,
     datamodule,
@@ -24,6 +32,7 @@ def evaluate(
     nll: bool = True,
     nll_max_batches: int | None = None,
     sample_seed: int = 0,
+    run_seed: int = 0,
     grid_samples: int = 64,
     throughput_samples: int = 512,
     throughput_batch_size: int = 256,
@@ -61,9 +70,10 @@ def evaluate(
     nearest training examples) to `out_dir` when given.
     """
     module.eval()
-    metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module)}
+    seed = evaluation_seed(sample_seed, run_seed)
+    metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module), "eval_seed": seed}
     if nll and module.nll_kind != "none":
-        scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches, sample_seed)
+        scored = evaluate_nll(module, datamodule.test_dataloader(), nll_max_batches, seed)
         per_example = scored.pop("per_example_bpd")
         metrics.update(scored)
         metrics.update(module.nll_diagnostics())
@@ -75,7 +85,7 @@ def evaluate(
             throughput_samples,
             throughput_batch_size,
             throughput_warmup_batches,
-            seed=sample_seed,
+            seed=seed,
         )
     )
     metrics.update(module.sampling_cost())
@@ -86,7 +96,7 @@ def evaluate(
                 datamodule,
                 num_samples=num_samples,
                 batch_size=fidelity_batch_size,
-                seed=sample_seed,
+                seed=seed,
                 cache_dir=cache_dir,
                 inception_weights=inception_weights,
                 inception_download=inception_download,
@@ -115,7 +125,7 @@ def evaluate(
             settings,
             num_samples=num_samples,
             batch_size=fidelity_batch_size,
-            seed=sample_seed,
+            seed=seed,
             throughput_samples=throughput_samples,
             throughput_batch_size=throughput_batch_size,
             throughput_warmup_batches=throughput_warmup_batches,
@@ -128,7 +138,7 @@ def evaluate(
             ci_method=ci_method,
         )
     if out_dir is not None and grid_samples > 0:
-        gen = torch.Generator(device=module.device).manual_seed(sample_seed)
+        gen = torch.Generator(device=module.device).manual_seed(seed)
         with torch.inference_mode():
             samples = module.sample(grid_samples, generator=gen)
         spec = datamodule.spec

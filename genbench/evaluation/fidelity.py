@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch_fidelity
@@ -20,6 +22,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
 
+from genbench.core.atomic import atomic_write
 from genbench.evaluation.bootstrap import (
     bootstrap_interval,
     fid_of_resamples,
@@ -29,13 +32,18 @@ from genbench.evaluation.bootstrap import (
 from genbench.evaluation.density_coverage import density_coverage
 from genbench.evaluation.extractors import (
     Extractor,
-    build_classifier,
     classifier_accuracy,
     load_classifier,
     resolve_extractor,
 )
 from genbench.evaluation.features import FeatureSet, reference_cache_name
-from genbench.evaluation.memorisation import MEMORISATION_KEYS, memorisation_metrics
+from genbench.evaluation.memorisation import (
+    MEMORISATION_KEYS,
+    TrainReference,
+    memorisation_metrics,
+    train_reference,
+)
+from genbench.evaluation.neighbours import kth_neighbour_radius
 from genbench.evaluation.throughput import measure_throughput
 
 FIDELITY_KEYS = (
@@ -52,6 +60,9 @@ FIDELITY_KEYS = (
     "coverage",
 )
 PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
+# k-means cells of the training set are part of the reference, the same for every run and
+# evaluation seed (so they are computed once per data set and cached).
+REFERENCE_SEED = 0
 _FROM_TORCH_FIDELITY = {
     torch_fidelity.KEY_METRIC_FID: "fid",
     torch_fidelity.KEY_METRIC_KID_MEAN: "kid_mean",
@@ -90,6 +101,7 @@ def fidelity_from_features(
     ci_level: float = 0.95,
     ci_method: str = "normal",
     density_coverage_k: int = 5,
+    ref_radii: torch.Tensor | None = None,
 ) -> dict:
     """The FIDELITY_KEYS metrics of generated vs reference features ({layer: (N, F)}).
 
@@ -99,7 +111,8 @@ def fidelity_from_features(
     `ci_method` bootstrap intervals (bootstrap.bootstrap_interval) over `bootstrap_resamples`
     resamples of the generated features (None when 0); kid_ci is for the full-set unbiased
     MMD^2 (bootstrap.py), whose expectation kid_mean (an average over subsets) shares; it is
-    placed around kid_mean. density, coverage: Naeem et al.
+    placed around kid_mean. density, coverage: Naeem et al. (`ref_radii`: the reference's k-NN
+    radii, when already computed).
     """
     n = min(len(gen[layers["fid"]]), len(ref[layers["fid"]]))
     if n < max(prc_neighborhood, density_coverage_k) + 1:
@@ -141,7 +154,7 @@ def fidelity_from_features(
         # The interval of the full-set estimator, placed around the reported subset KID.
         metrics["kid_ci"] = bootstrap_interval(kids, metrics["kid_mean"], ci_level, ci_method)
         metrics["ci_method"] = f"{ci_method} bootstrap, {bootstrap_resamples} resamples"
-    metrics.update(density_coverage(g, r, density_coverage_k))
+    metrics.update(density_coverage(g, r, density_coverage_k, ref_radii))
     return metrics
 
 
@@ -202,7 +215,12 @@ def pixels(x: torch.Tensor, num_levels: int) -> torch.Tensor:
 
 class RealData:
     """A data module's real splits as the sample metrics see them: the extractor, one network,
-    the test split (first `max_reference_samples`) and its features (file-cached)."""
+    the test split (first `max_reference_samples`) and its features, and what every metric needs
+    of the real data alone (FID statistics, the test k-NN radii, the k-means cells of the
+    training set and the test examples' distances to it, the test split's class frequencies and
+    the classifier's accuracy on it): computed once per data set and extractor, then read from
+    the file cache under cache_dir (`reference/`), so an evaluation computes only what depends
+    on the samples."""
 
     def __init__(
         self,
@@ -226,33 +244,80 @@ class RealData:
         self.test = _first(datamodule.split("test")[0], max_reference_samples)
         self.test_name = reference_cache_name(self.spec.name, "test", self.test, self.extractor)
         self.test_features = self.features.cached(self.test, self.test_name)
+        self._memory: dict[str, dict] = {}
+
+    def reference(self, name: str, compute: Callable[[], dict]) -> dict:
+        """A model-independent quantity {key: tensor or number} of the real splits: from this
+        object, the file cache (<cache_dir>/fidelity/reference/<test split>-<name>.pt), or
+        computed now and cached. `name` must say everything else it depends on."""
+        if name in self._memory:
+            return self._memory[name]
+        path = Path(self.features.cache_root) / "reference" / f"{self.test_name}-{name}.pt"
+        value = None
+        if path.is_file():
+            try:
+                value = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # unreadable: computed again, and replaced
+                value = None
+        if value is None:
+            value = compute()
+            atomic_write(path, lambda tmp: torch.save(value, tmp))
+        self._memory[name] = value
+        return value
+
+    def test_radii(self, k: int) -> torch.Tensor:
+        """Each test example's distance to its k-th nearest other test example (density and
+        coverage's real balls)."""
+        layer = self.features.layers["fid"]
+        ref = self.reference(
+            f"radii-k{k}", lambda: {"radii": kth_neighbour_radius(self.test_features[layer], k)}
+        )
+        return ref["radii"]
+
+    def test_classes(self) -> dict:
+        """The classifier's predicted-class counts over the test split and its accuracy there."""
+        labels = _first(self.datamodule.split("test")[1], len(self.test))
+
+        def compute() -> dict:
+            ckpt = load_classifier(self.extractor.weights_path)
+            logits = self.test_features[self.features.layers["isc"]]
+            k = logits.shape[1]
+            counts = torch.bincount(logits.argmax(1), minlength=k).double()
+            return {
+                "counts": counts,
+                "accuracy": classifier_accuracy(ckpt, self.test, labels),
+            }
+
+        return self.reference("classes", compute)
 
     def fidelity(self, generated: torch.Tensor, gen_features: dict | None = None, **kwargs) -> dict:
         """FIDELITY_KEYS (+ class counts with the classifier extractor) of `generated` (data
         space) against the test split; kwargs: those of fidelity_from_features."""
         features = self.features
+        gen_features = features(generated) if gen_features is None else gen_features
+        k = kwargs.get("density_coverage_k", 5)
         metrics = fidelity_from_features(
-            features(generated) if gen_features is None else gen_features,
+            gen_features,
             self.test_features,
             features.layers,
             ref_fid_statistics=reference_fid_statistics(
                 features, self.test_features, self.test_name
             ),
+            ref_radii=self.test_radii(k)
+            if len(self.test_features[features.layers["fid"]]) > k
+            else None,
             **kwargs,
         )
         if self.extractor.kind == "classifier":  # mode dropping, visible per class
-            metrics.update(class_coverage(generated, self.test, self.extractor))
-            metrics["extractor_test_accuracy"] = self.extractor_test_accuracy()
+            classes = self.test_classes()
+            gen_logits = gen_features[features.layers["isc"]]
+            metrics.update(class_coverage(gen_logits, classes["counts"]))
+            metrics["extractor_test_accuracy"] = classes["accuracy"]
         return {
             **metrics,
             "fidelity_num_samples": len(generated),
             "fidelity_extractor": self.extractor.kind,
         }
-
-    def extractor_test_accuracy(self) -> float:
-        """The classifier extractor's accuracy on the reference (test) images it scores against."""
-        labels = _first(self.datamodule.split("test")[1], len(self.test))
-        return classifier_accuracy(load_classifier(self.extractor.weights_path), self.test, labels)
 
     def memorisation(
         self,
@@ -269,22 +334,37 @@ class RealData:
         `pixel_space`, in pixel space (keys ending _pixels; None otherwise). Test-split
         distances calibrate them. kwargs: those of memorisation_metrics."""
         metrics = dict.fromkeys(MEMORISATION_KEYS + PIXEL_MEMORISATION_KEYS)
+        metrics["memorisation_num_samples"] = len(generated)
         if train is None:
             train = self.datamodule.split("train")[0]
         train = _first(train, max_train_samples)
         name = reference_cache_name(self.spec.name, "train", train, self.extractor)
         layer = self.features.layers["fid"]
+        cells = kwargs.get("ct_cells", 10)
+        kwargs = {k: v for k, v in kwargs.items() if k != "seed"}  # the cells' seed is fixed
         gen = (self.features(generated) if gen_features is None else gen_features)[layer]
         if torch.isfinite(gen).all():  # a diverged sampler's NaNs have no neighbours
             train_f = self.features.cached(train, name)[layer]
-            metrics.update(memorisation_metrics(gen, self.test_features[layer], train_f, **kwargs))
+            test_f = self.test_features[layer]
+            ref = self._train_reference(f"features-{name}-cells{cells}", test_f, train_f, cells)
+            m = memorisation_metrics(gen, test_f, train_f, reference=ref, **kwargs)
+            metrics.update(m)
         if pixel_space and self.spec.is_image:
             k = self.spec.num_levels
-            m = memorisation_metrics(
-                pixels(generated, k), pixels(self.test, k), pixels(train, k), **kwargs
-            )
+            test_p, train_p = pixels(self.test, k), pixels(train, k)
+            ref = self._train_reference(f"pixels-{name}-cells{cells}", test_p, train_p, cells)
+            m = memorisation_metrics(pixels(generated, k), test_p, train_p, reference=ref, **kwargs)
             metrics.update({f"{key}_pixels": value for key, value in m.items()})
         return metrics
+
+    def _train_reference(
+        self, name: str, test: torch.Tensor, train: torch.Tensor, cells: int
+    ) -> TrainReference:
+        value = self.reference(
+            f"memorisation-{name}",
+            lambda: train_reference(test, train, cells, REFERENCE_SEED).to_dict(),
+        )
+        return TrainReference(**value)
 
 
 def evaluate_samples(
@@ -300,6 +380,7 @@ def evaluate_samples(
     max_reference_samples: int | None = None,
     max_train_samples: int | None = None,
     memorisation: bool = True,
+    memorisation_samples: int | None = None,
     memorisation_pixels: bool = True,
     copy_percentile: float = 1.0,
     ct_cells: int = 10,
@@ -321,10 +402,11 @@ def evaluate_samples(
     gen_features = real.features(generated)
     metrics = real.fidelity(generated, gen_features, seed=seed, **fidelity_kwargs)
     if memorisation:
+        m = memorisation_samples or len(generated)
         metrics.update(
             real.memorisation(
-                generated,
-                gen_features=gen_features,
+                generated[:m],
+                gen_features={k: v[:m] for k, v in gen_features.items()},
                 max_train_samples=max_train_samples,
                 pixel_space=memorisation_pixels,
                 copy_percentile=copy_percentile,
@@ -373,11 +455,15 @@ def evaluate_curve(
 ) -> list[dict]:
     """One checkpoint under several samplers: for each {sampler, steps} of `settings`, a copy of
     `module` configured with it (configure_sampler), its FID with interval on `num_samples`
-    samples (the same noise seed as the main evaluation) and its samples/s.
+    samples (the same noise seed as the main evaluation) and its samples/s, and its paired
+    difference from the module's own sampler.
 
-    Returns [{sampler (the family's label, e.g. "DDIM-10"), nfe, fid, fid_ci, samples_per_s}].
-    Only FID and its interval are computed per setting (bootstrap_resamples, ci_level, ci_method
-    as in the main evaluation).
+    Returns [{sampler (the family's label, e.g. "DDIM-10"), nfe, fid, fid_ci, fid_diff,
+    fid_diff_ci, baseline, samples_per_s}]. fid_diff = this setting's FID minus the FID of the
+    module's configured sampler (`baseline`, e.g. "DDIM-50") on the same initial noise; its
+    interval resamples the same sample indices from both sets (a paired bootstrap), so the
+    noise the two share cancels, which unpaired intervals cannot show. Only FID is computed per
+    setting (bootstrap_resamples, ci_level, ci_method as in the main evaluation).
     """
     if not settings:
         return []
@@ -392,20 +478,31 @@ def evaluate_curve(
     )
     layer = real.features.layers["fid"]
     ref_stats = reference_fid_statistics(real.features, real.test_features, real.test_name)
+    mu, sigma = (torch.as_tensor(ref_stats[k]) for k in ("mu", "sigma"))
+
+    def fid_of(g: torch.Tensor) -> float:
+        stats = fid_features_to_statistics(g)
+        return float(
+            fid_statistics_to_metric(stats, ref_stats, verbose=False)[torch_fidelity.KEY_METRIC_FID]
+        )
+
+    base_g = real.features(generate(module, num_samples, batch_size, seed))[layer]
+    base_fid, baseline = fid_of(base_g), module.sampling_cost()["sampler"]
+    idx = resample_indices(len(base_g), bootstrap_resamples, seed) if bootstrap_resamples else None
+    base_resamples = fid_of_resamples(base_g, mu, sigma, idx) if idx is not None else None
     points = []
     for setting in settings:
         configured = copy.deepcopy(module)
         configured.configure_sampler(str(setting["sampler"]), int(setting["steps"]))
         g = real.features(generate(configured, num_samples, batch_size, seed))[layer]
-        fid = float(
-            fid_statistics_to_metric(fid_features_to_statistics(g), ref_stats, verbose=False)[
-                torch_fidelity.KEY_METRIC_FID
-            ]
-        )
-        ci = None
-        if bootstrap_resamples > 0:
-            idx = resample_indices(len(g), bootstrap_resamples, seed)
-            ci = fid_interval(g, ref_stats, fid, idx, ci_level, ci_method)
+        fid = fid_of(g)
+        ci = diff_ci = None
+        if idx is not None:
+            resampled = fid_of_resamples(g, mu, sigma, idx)
+            ci = bootstrap_interval(resampled, fid, ci_level, ci_method, 0.0)
+            diff_ci = bootstrap_interval(
+                resampled - base_resamples, fid - base_fid, ci_level, ci_method
+            )
         speed = measure_throughput(
             configured, throughput_samples, throughput_batch_size, throughput_warmup_batches, seed
         )
@@ -416,26 +513,24 @@ def evaluate_curve(
                 "nfe": cost["nfe"],
                 "fid": fid,
                 "fid_ci": ci,
+                "fid_diff": fid - base_fid,
+                "fid_diff_ci": diff_ci,
+                "baseline": baseline,
                 "samples_per_s": speed.get("samples_per_s"),
             }
         )
     return points
 
 
-@torch.no_grad()
-def class_coverage(generated: torch.Tensor, reference: torch.Tensor, extractor) -> dict:
-    """Samples per class as the evaluation classifier labels them, against the reference split.
+def class_coverage(gen_logits: torch.Tensor, reference_counts: torch.Tensor) -> dict:
+    """Samples per class as the evaluation classifier labels them (from the logits the features
+    already hold), against the reference split's class counts.
 
     class_counts: generated samples per predicted class; classes_covered: classes holding at
     least 1% of the samples; class_kl: KL(generated class frequencies || reference's), in nats.
     """
-    net, k = build_classifier(load_classifier(extractor.weights_path))
-
-    def freq(x: torch.Tensor) -> torch.Tensor:
-        logits = torch.cat([net(c.float() / (k - 1))[1] for c in x.cpu().split(512)])
-        return torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
-
-    gen, ref = freq(generated), freq(reference)
+    gen = torch.bincount(gen_logits.argmax(1), minlength=gen_logits.shape[1]).double()
+    ref = reference_counts.double()
     p, q = gen / gen.sum(), (ref + 0.5) / (ref + 0.5).sum()
     kl = float((p[p > 0] * (p[p > 0] / q[p > 0]).log()).sum())
     return {
@@ -445,22 +540,22 @@ def class_coverage(generated: torch.Tensor, reference: torch.Tensor, extractor) 
     }
 
 
-def floor_split(train: torch.Tensor, num_samples: int, seed: int) -> dict[str, torch.Tensor]:
-    """The real-data floor's sets, from a seeded permutation of the train split.
+def floor_sets(datamodule, num_samples: int, memorisation_samples: int | None, seed: int) -> dict:
+    """The real-data floor's sets.
 
-    "fidelity": num_samples training examples (all of train when smaller), so the fidelity
-    metrics, whose bias depends on the sample count, are those of a perfect model at the
-    models' sample count. "generated", "train": for memorisation, min(num_samples,
-    len(train) // 2) training examples held out as what a perfect model would draw afresh, and
-    the rest as the training set it learnt from. Where train is large (>= 2 num_samples) the held
-    out slice is the fidelity set itself; on small data (digits: 1000) it is half of train.
-    """
+    "fidelity": num_samples training examples from a seeded permutation (all of train when
+    smaller): the fidelity metrics, whose bias depends on the sample count, of a perfect model at
+    the models' sample count. "generated": the first m validation examples, m =
+    memorisation_samples or num_samples (at most the split): real images never trained on,
+    scored for memorisation against the same training set and test split as the models' samples
+    (evaluate_samples), so the floor's copy fraction, C_T and authenticity are on the models'
+    scale. The models score their first memorisation_samples samples the same way."""
+    train = datamodule.split("train")[0]
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    held_out = min(num_samples, len(train) // 2)
+    val = datamodule.split("val")[0]
     return {
         "fidelity": train[perm[:num_samples]],
-        "generated": train[perm[:held_out]],
-        "train": train[perm[held_out:]],
+        "generated": val[: min(memorisation_samples or num_samples, len(val))],
     }
 
 
@@ -477,15 +572,16 @@ def real_data_floor(
     max_reference_samples: int | None = None,
     max_train_samples: int | None = None,
     memorisation: bool = True,
+    memorisation_samples: int | None = None,
     memorisation_pixels: bool = True,
     copy_percentile: float = 1.0,
     ct_cells: int = 10,
     ct_min_generated: int = 20,
     **fidelity_kwargs,
 ) -> dict:
-    """Every sample metric for real training examples in place of samples (floor_split): what
-    a perfect model scores. Arguments: those of evaluate_samples."""
-    sets = floor_split(datamodule.split("train")[0], num_samples, seed)
+    """Every sample metric for real examples in place of samples (floor_sets): what a perfect
+    model scores. Arguments: those of evaluate_samples."""
+    sets = floor_sets(datamodule, num_samples, memorisation_samples, seed)
     real = RealData(
         datamodule,
         device=device,
@@ -500,7 +596,6 @@ def real_data_floor(
         metrics.update(
             real.memorisation(
                 sets["generated"],
-                sets["train"],
                 max_train_samples=max_train_samples,
                 pixel_space=memorisation_pixels,
                 copy_percentile=copy_percentile,

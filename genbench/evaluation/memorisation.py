@@ -23,6 +23,7 @@ distances to the training set, in any feature space (the extractor's features, o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -115,11 +116,11 @@ def ct_score(
 ) -> float | None:
     """C_T of generated (N, F) vs test (M, F) samples with `num_cells` k-means cells of the
     training set (L, F)."""
-    kmeans = train_cells(train, num_cells, seed)
-    gen_cells, test_cells = (kmeans.predict(_numpy(x)) for x in (gen, test))
-    gen_d = train_neighbours(gen, gen_cells, train, kmeans.labels_)[2]
-    test_d = train_neighbours(test, test_cells, train, kmeans.labels_)[2]
-    return ct_statistic(gen_d, gen_cells, test_d, test_cells, kmeans.n_clusters, min_generated)
+    ref = train_reference(test, train, num_cells, seed)
+    gen_cells = assign_cells(gen, ref.centers)
+    gen_d = train_neighbours(gen, gen_cells, train, ref.train_cells.numpy())[2]
+    test_d, test_cells = ref.test_cell_dist.numpy(), ref.test_cells.numpy()
+    return ct_statistic(gen_d, gen_cells, test_d, test_cells, len(ref.centers), min_generated)
 
 
 def authenticity(gen_dist: torch.Tensor, gen_index: torch.Tensor, train: torch.Tensor) -> float:
@@ -134,6 +135,46 @@ def authenticity(gen_dist: torch.Tensor, gen_index: torch.Tensor, train: torch.T
     return float((gen_dist.cpu() > own[inverse]).double().mean())
 
 
+@dataclass
+class TrainReference:
+    """What memorisation needs of the training and test sets alone, the same for every model
+    scored against them (computed once per data set, then cached): the k-means cells of the
+    training set (centres, each training example's cell), and each test example's cell and its
+    distances to the nearest training example and to the nearest one of its own cell."""
+
+    centers: torch.Tensor  # (k, F) float32
+    train_cells: torch.Tensor  # (L,) long
+    test_cells: torch.Tensor  # (M,) long
+    test_dist: torch.Tensor  # (M,)
+    test_cell_dist: torch.Tensor  # (M,)
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.__dict__)
+
+
+def assign_cells(x: torch.Tensor, centers: torch.Tensor) -> np.ndarray:
+    """The nearest centre (k, F) of each row of x (N, F): k-means' assignment, in float32."""
+    c = centers.to(x.device, torch.float32)
+    return torch.cat([d.argmin(1) for d in distance_chunks(x.float(), c)]).cpu().numpy()
+
+
+def train_reference(
+    test: torch.Tensor, train: torch.Tensor, num_cells: int, seed: int
+) -> TrainReference:
+    """TrainReference of test (M, F) against train (L, F) with `num_cells` seeded k-means cells."""
+    kmeans = train_cells(train, num_cells, seed)
+    centers = torch.from_numpy(kmeans.cluster_centers_).float()
+    test_cells = assign_cells(test, centers)
+    test_d, _, test_cell_d = train_neighbours(test, test_cells, train, kmeans.labels_)
+    return TrainReference(
+        centers=centers,
+        train_cells=torch.from_numpy(kmeans.labels_.astype(np.int64)),
+        test_cells=torch.from_numpy(test_cells.astype(np.int64)),
+        test_dist=test_d,
+        test_cell_dist=torch.from_numpy(test_cell_d),
+    )
+
+
 def memorisation_metrics(
     gen: torch.Tensor,
     test: torch.Tensor,
@@ -143,17 +184,28 @@ def memorisation_metrics(
     ct_cells: int = 10,
     ct_min_generated: int = 20,
     seed: int = 0,
+    reference: TrainReference | None = None,
 ) -> dict:
     """{nn_copy_fraction, ct_score, authenticity} of generated (N, F) vs training (L, F) samples,
-    with held-out test samples (M, F) as the reference of what fresh samples look like."""
-    kmeans = train_cells(train, ct_cells, seed)
-    gen_cells, test_cells = (kmeans.predict(_numpy(x)) for x in (gen, test))
-    gen_d, gen_idx, gen_cell_d = train_neighbours(gen, gen_cells, train, kmeans.labels_)
-    test_d, _, test_cell_d = train_neighbours(test, test_cells, train, kmeans.labels_)
+    with held-out test samples (M, F) as the reference of what fresh samples look like.
+
+    `reference`: train_reference(test, train, ct_cells, seed), when already computed (it does
+    not depend on the generated samples); computed here otherwise."""
+    if reference is None:
+        reference = train_reference(test, train, ct_cells, seed)
+    gen_cells = assign_cells(gen, reference.centers)
+    train_labels = reference.train_cells.numpy()
+    gen_d, gen_idx, gen_cell_d = train_neighbours(gen, gen_cells, train, train_labels)
+    test_cells = reference.test_cells.numpy()
     return {
-        "nn_copy_fraction": nn_copy_fraction(gen_d, test_d, copy_percentile),
+        "nn_copy_fraction": nn_copy_fraction(gen_d, reference.test_dist, copy_percentile),
         "ct_score": ct_statistic(
-            gen_cell_d, gen_cells, test_cell_d, test_cells, kmeans.n_clusters, ct_min_generated
+            gen_cell_d,
+            gen_cells,
+            reference.test_cell_dist.numpy(),
+            test_cells,
+            len(reference.centers),
+            ct_min_generated,
         ),
         "authenticity": authenticity(gen_d, gen_idx, train),
     }

@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
+from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate
-from genbench.evaluation.fidelity import floor_split, real_data_floor
+from genbench.evaluation.fidelity import floor_sets, real_data_floor
 from genbench.evaluation.images import save_nearest_neighbours
 from genbench.families.build import build_model
 
@@ -46,20 +47,58 @@ def run_dir_of(ckpt: str | Path) -> Path:
     return run_dir
 
 
+def evaluation_model_config(
+    run_model: DictConfig | dict,
+    current: DictConfig | dict | None = None,
+    overrides: DictConfig | dict | None = None,
+) -> tuple[dict, dict]:
+    """The model config a re-evaluation builds, and what differs from the run's.
+
+    Every key of `current` (today's config of the run's model and data set, when given) takes
+    the run's value where the run has the key, else today's (a key added since the run trained:
+    its default); keys today's config no longer has are dropped; then `overrides` (estimator
+    settings chosen at evaluation, e.g. model.nll_t_samples=400) apply. A constructor key that
+    changes training is never added after the fact this way: training already happened.
+    Returns (config, {key: value} of what is not the run's own)."""
+    run = (
+        OmegaConf.to_container(run_model, resolve=True)
+        if isinstance(run_model, DictConfig)
+        else dict(run_model)
+    )
+    cur = current if current is not None else run
+    cur = OmegaConf.to_container(cur, resolve=True) if isinstance(cur, DictConfig) else dict(cur)
+    extra = dict(overrides or {})
+    if isinstance(overrides, DictConfig):
+        extra = OmegaConf.to_container(overrides, resolve=True)
+    unknown = sorted(set(extra) - set(cur))
+    if unknown:
+        raise ValueError(
+            f"model.{unknown[0]} is not a key of the run's model; valid: {', '.join(sorted(cur))}"
+        )
+    merged = {k: run.get(k, v) for k, v in cur.items()}
+    merged.update(extra)
+    changed = {k: v for k, v in merged.items() if run.get(k, object()) != v}
+    return merged, changed
+
+
 def reevaluate_checkpoint(
     ckpt: str | Path,
     eval_cfg: DictConfig | dict,
     out_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
+    model_now: DictConfig | dict | None = None,
+    model_overrides: DictConfig | dict | None = None,
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate on
     `device`, and update the run's results.json atomically (metrics not recomputed keep their
-    old values)."""
+    old values). The model config is `evaluation_model_config(run's, model_now,
+    model_overrides)`; what it changed is recorded as eval_model_changes."""
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     datamodule = instantiate(run_cfg.dataset)
-    module = build_model(run_cfg.model, datamodule.spec)
+    model_cfg, changed = evaluation_model_config(run_cfg.model, model_now, model_overrides)
+    module = build_model(OmegaConf.create(model_cfg), datamodule.spec)
     state = load_checkpoint(ckpt, module)  # one-line error if corrupt or mismatched
     module.load_state_dict(state["state_dict"])
     module.to(device).eval()
@@ -84,7 +123,8 @@ def reevaluate_checkpoint(
         else dict(eval_cfg)
     )
     start = time.perf_counter()
-    metrics = evaluate(module, datamodule, out_dir, **eval_kwargs)
+    run_seed = int(run_cfg.get("seed", 0))
+    metrics = evaluate(module, datamodule, out_dir, **eval_kwargs, run_seed=run_seed)
     metrics["eval_time_s"] = time.perf_counter() - start  # this evaluation's, on `device`
     record["metrics"] = {**res.empty_metrics(), **record.get("metrics", {}), **metrics}
     # A run whose evaluation had failed is completed now; one whose training never finished
@@ -97,10 +137,61 @@ def reevaluate_checkpoint(
         reevaluated=res.now_iso(),
         reevaluated_with=res.versions(),  # the code that evaluated; `versions` trained
         eval_config=eval_kwargs,
+        eval_model_changes=changed,
         device=res.device_name(module.device),
     )
     res.write_results(results_path, record)
     log.info("updated %s", results_path)
+    return record
+
+
+BASELINES = ("pixels",)
+
+
+def write_baseline(
+    name: str,
+    datamodule,
+    eval_cfg: DictConfig | dict,
+    out_dir: str | Path,
+    dataset_name: str,
+    smoothing: float = 0.1,
+) -> dict:
+    """Fit the baseline `name` (BASELINES; "pixels": IndependentPixels, counts + `smoothing`)
+    on the training split, evaluate it as a trained family is evaluated, and write
+    out_dir/results.json (family "pixel-histogram", provenance "baseline")."""
+    if name not in BASELINES:
+        raise ValueError(f"baseline={name!r}; valid: {', '.join(BASELINES)}")
+    kwargs = (
+        OmegaConf.to_container(eval_cfg, resolve=True)
+        if isinstance(eval_cfg, DictConfig)
+        else dict(eval_cfg)
+    )
+    kwargs.pop("checkpoint", None)
+    kwargs.pop("curve", None)
+    module = IndependentPixels(datamodule.spec, smoothing).fit(datamodule.split("train")[0])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    metrics = evaluate(module, datamodule, out_dir, **kwargs)
+    metrics["eval_time_s"] = time.perf_counter() - start
+    record = {
+        "schema": res.SCHEMA,
+        "status": "completed",
+        "family": module.family,
+        "model": module.family,
+        "dataset": dataset_name,
+        "seed": 0,
+        "metrics": {**res.empty_metrics(), **metrics, "train_flops": 0, "train_steps": 0},
+        "baseline": {
+            "fitted": f"per-pixel level counts of the {len(datamodule.split('train')[0])} "
+            f"training images + {smoothing}",
+        },
+        "eval_config": kwargs,
+        "versions": res.versions(),
+        "device": res.device_name(module.device),
+        "created": res.now_iso(),
+    }
+    res.write_results(out_dir / "results.json", record)
     return record
 
 
@@ -121,10 +212,13 @@ def write_floor(
     for k in _MODEL_ONLY:
         kwargs.pop(k, None)
     metrics = real_data_floor(datamodule, seed=seed, batch_size=batch_size, **kwargs)
-    sets = floor_split(datamodule.split("train")[0], kwargs.get("num_samples", 1000), seed)
+    sets = floor_sets(
+        datamodule, kwargs.get("num_samples", 1000), kwargs.get("memorisation_samples"), seed
+    )
+    train = datamodule.split("train")[0][: kwargs.get("max_train_samples")]
     save_nearest_neighbours(
         sets["generated"][:16],
-        sets["train"],
+        train,
         datamodule.spec,
         Path(path).parent / "nearest_neighbours.png",
     )
@@ -139,8 +233,8 @@ def write_floor(
         "floor": {
             "generated": f"{len(sets['fidelity'])} training examples",
             "reference": "test split",
-            "memorisation_generated": f"{len(sets['generated'])} held-out training examples",
-            "memorisation_train": f"the other {len(sets['train'])} training examples",
+            "memorisation_generated": f"the first {len(sets['generated'])} validation examples",
+            "memorisation_train": f"{len(train)} training examples (as the models')",
         },
         "versions": res.versions(),
         "created": res.now_iso(),

@@ -11,8 +11,8 @@ sampling and likelihoods use).
 t=0 (discretized Gaussian over the K levels for images, a Gaussian density for points).
 With nll_t_samples=None it sums all T terms (T network evaluations per example); with an int M
 it is an unbiased stratified estimate from M sampled steps: uniform strata of T/M steps, or
-(nll_t_proposal="vlb") the decoder term always and M steps drawn from the KL terms' weights. Either way it is an upper bound on the NLL in expectation:
-nll_kind = "bound".
+(nll_t_proposal="vlb") the decoder term always and M steps drawn from the KL terms' weights.
+Either way it is an upper bound on the NLL in expectation: nll_kind = "bound".
 """
 
 from __future__ import annotations
@@ -104,9 +104,7 @@ class Diffusion(GenerativeModule):
         """GaussianDiffusion.bound_terms of a batch with the evaluation network, in nats."""
         x = self.data(batch)
         levels = self.spec.num_levels if self.spec.is_image else None
-        return self.diffusion.bound_terms(
-            self.net, self.to_unit(x), levels, x, t_samples, proposal
-        )
+        return self.diffusion.bound_terms(self.net, self.to_unit(x), levels, x, t_samples, proposal)
 
     def nll(self, batch) -> torch.Tensor:
         hp = self.hparams

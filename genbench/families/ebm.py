@@ -4,9 +4,12 @@ Points: p(y) = exp(-E(y)) / Z on the data's box widened by `points_margin`; log 
 Images: p(y) = q(y) exp(-E(y)) / Z_E on the dequantised cube [-1, 1]^D, q the per-pixel
 histogram of the training split; E starts at zero, so an untrained model is exactly q. Chains run
 in q's uniform coordinates v, y = q^-1((v + 1) / 2). NLL = -log q_discrete(x) + E_u[E(y(x, u))]
-+ log Z_E, log Z_E by residual AIS at several lengths on the same chains (nll_diagnostics'
-ladder; the longest is reported); model selection: one fixed-length AIS and fixed dequantisation
-noise (`nll_seed`), common random numbers across checkpoints. Negatives: SGLD from a replay
++ log Z_E, log Z_E by residual AIS at increasing lengths on the same chains (nll_diagnostics'
+ladder), each length run `ais_repeats` times independently, lengthened until log Z moves by less
+than the repetitions' spread (or ais_temps ends); the longest is reported, its spread as the
+error. AIS is low in expectation: the NLL is a stochastic lower bound. Model selection: one
+fixed-length AIS and fixed dequantisation noise (`nll_seed`), the same at every validation.
+Test: chains and noise from the evaluation's seed. Negatives: SGLD from a replay
 buffer (a plain attribute: the EMA needs fixed-shape buffers); loss E(x+) - E(x-) + alpha (E(x+)^2
 + E(x-)^2). The buffer and the training noise's own generator travel in checkpoints.
 """
@@ -49,6 +52,7 @@ class EBM(GenerativeModule):
         quadrature_tol: float,
         ais_chains: int,
         ais_temps: list[int],
+        ais_repeats: int,
         ais_pilot_chains: int,
         val_ais_chains: int,
         val_ais_temps: int,
@@ -72,9 +76,11 @@ class EBM(GenerativeModule):
         self.replay = torch.empty(0)  # (buffer_size, D) chain states once training starts
         self._rng: torch.Generator | torch.Tensor | None = None  # training noise (or its state)
         self.sample_steps = sample_steps
-        # ais_ladder's (chains, lengths, pilot chains, seed): the test ladder; model selection.
-        runs = {"test": (ais_chains, ais_temps), "val": (val_ais_chains, [val_ais_temps])}
-        self.ais = {k: (*v, ais_pilot_chains, nll_seed) for k, v in runs.items()}
+        # ais_ladder's (chains, lengths, pilot chains, repeats): the test ladder; model selection.
+        self.ais = {
+            "test": (ais_chains, ais_temps, ais_pilot_chains, ais_repeats),
+            "val": (val_ais_chains, [val_ais_temps], ais_pilot_chains, 1),
+        }
         self.diverged_reason: str | None = None
         self._log_z: dict[str, tuple[int, dict]] = {}  # "val" | "test" -> (weights hash, est.)
 
@@ -161,8 +167,19 @@ class EBM(GenerativeModule):
             with torch.no_grad():
                 z = refined_grid_log_z(self.flat_energy, lo, hi, hp.quadrature_n, hp.quadrature_tol)
             return {"log_z": z[0], "stderr": z[1]}
-        z = ais_ladder(self.flat_energy, self.base(), *self.ais[kind])
-        return dict(log_z=z[-1]["log_z"], stderr=z[-1]["log_z_stderr"], ladder=z, scored=[0.0, 0])
+        chains, temps, pilot, repeats = self.ais[kind]
+        seed = self._nll_seed(kind)
+        z = ais_ladder(self.flat_energy, self.base(), chains, temps, pilot, seed, repeats)
+        est = {"log_z": z[-1]["log_z"], "stderr": z[-1]["log_z_stderr"], "ladder": z}
+        return {**est, "seed": seed, "scored": [0.0, 0]}
+
+    def _nll_seed(self, kind: str) -> int:
+        """Model selection: nll_seed, the same chains and noise at every validation. Test: drawn
+        from the global generator, which the evaluation seeds by (sample seed, run seed), so runs
+        of different seeds get independent chains."""
+        if kind == "val":
+            return int(self.hparams.nll_seed)
+        return int(torch.randint(2**31 - 1, ()))
 
     def shared_nll_stderr_nats(self) -> float:
         return self.log_z()["stderr"]
@@ -173,8 +190,8 @@ class EBM(GenerativeModule):
             y, (lo, hi) = x.float().flatten(1), self.box()
             nats = self.flat_energy(y) + est["log_z"]
             return nats.masked_fill(~((y >= lo) & (y <= hi)).all(1), math.inf)
-        # Fixed dequantisation noise: the same draws for every checkpoint (and every call).
-        gen = torch.Generator(device=self.device).manual_seed(self.hparams.nll_seed)
+        # Dequantisation noise from the estimate's seed: the same draws for every call.
+        gen = torch.Generator(device=self.device).manual_seed(est["seed"])
         s, k = self.hparams.nll_dequant_samples, self.spec.num_levels
         e = torch.stack([self.flat_energy(dequantize(x, k, gen)) for _ in range(s)]).mean(0)
         # -log q(y) - D log(2/K) is the base's discrete NLL (q is constant on each bin).

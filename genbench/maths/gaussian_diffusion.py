@@ -215,11 +215,13 @@ class GaussianDiffusion(nn.Module):
         else:
             p = self.vlb_weight[1:].double() / self.vlb_weight[1:].double().sum()
             cdf = p.cumsum(0)
-            u = (torch.arange(t_samples, device=dev) + torch.rand(b, t_samples, device=dev))
+            u = torch.arange(t_samples, device=dev) + torch.rand(b, t_samples, device=dev)
             idx = torch.searchsorted(cdf, (u / t_samples).double().clamp(max=cdf[-1].item()))
             idx = idx.clamp(max=n - 2)
             steps = torch.cat([torch.zeros(b, 1, dtype=torch.long, device=dev), idx + 1], 1)
-            weights = torch.cat([torch.ones(b, 1, device=dev), (1 / (t_samples * p[idx])).float()], 1)
+            weights = torch.cat(
+                [torch.ones(b, 1, device=dev), (1 / (t_samples * p[idx])).float()], 1
+            )
         terms = [self.vb_term(model, x0, s, num_levels, x_data) for s in steps.unbind(1)]
         terms = torch.stack(terms, 1)
         prior = self.prior_kl(x0)

@@ -39,8 +39,9 @@ COLUMNS = [
     Column("train_time_s", "train s", "{:.0f}"),
     Column("nll_bpd", "bits/dim", "{:.3f}", within="nll_bpd_stderr"),
     Column("fid", "FID", "{:.1f}", within="fid_ci"),
-    # KID's scale follows the features' (the small classifiers' are far from InceptionV3's)
-    Column("kid_mean", "KID×10³", "{:.3g}", scale=1e3, within="kid_ci"),
+    # KID in the features' own unit: x10^3 for InceptionV3 (the usual convention), unscaled for
+    # the data sets' classifiers, whose larger features put KID in the thousands (KID_SCALES)
+    Column("kid_mean", "KID", "sig3", within="kid_ci"),
     Column("is_mean", "IS", "{:.2f}"),
     Column("precision", "precision", "{:.3f}"),
     Column("recall", "recall", "{:.3f}"),
@@ -53,6 +54,8 @@ COLUMNS = [
     Column("nfe", "NFE", "{:.0f}", protocol=True),
 ]
 KIND_MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
+# KID's displayed scale per feature extractor (metrics.fidelity_extractor), named in the footer.
+KID_SCALES = {"inception": 1e3}
 
 
 def _num(v) -> float | None:
@@ -72,11 +75,24 @@ def _within(metrics: dict, spec: str) -> float | None:
 
 
 def _kind_label(done: list[dict]) -> str | None:
-    """'exact', 'bound', or 'estimate (AIS, biased low)' where an AIS ladder was reported."""
+    """'exact', 'bound', or 'AIS estimate, low in expectation' where an AIS ladder was reported
+    (AIS is unbiased for Z, so log Z, and the NLL with it, is a stochastic lower bound)."""
     kind = next((r["metrics"].get("nll_kind") for r in done), None)
     if kind == "estimate" and any(r["metrics"].get("log_z_ladder") for r in done):
-        kind = "estimate (AIS, biased low)"
+        kind = "AIS estimate, low in expectation"
     return kind
+
+
+def sig3(v: float) -> str:
+    """Three significant digits without an exponent where that stays short: 2890, 28.9, 0.0289."""
+    if v == 0 or not 1e-4 <= abs(v) < 1e6:
+        return f"{v:.3g}"
+    digits = max(0, 2 - math.floor(math.log10(abs(v))))
+    return f"{round(v, digits):,.{digits}f}"
+
+
+def kid_scale(row: dict) -> float:
+    return KID_SCALES.get(row.get("fidelity_extractor") or "", 1.0)
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -100,6 +116,9 @@ def aggregate(records: list[dict]) -> list[dict]:
             "status": ", ".join(sorted({r["status"] for r in runs})),
             "nll_kind": _kind_label(done),
             "log_z_unconverged": any(r["metrics"].get("log_z_converged") is False for r in done),
+            "fidelity_extractor": next(
+                (r["metrics"].get("fidelity_extractor") for r in done), None
+            ),
             "sampler": ", ".join(samplers) or None,
             "paths": [r.get("_path") for r in done],
             "records": done,
@@ -123,15 +142,18 @@ def _cell(row: dict, col: Column, pm: str = " ± ") -> str:
     mean = row[f"{col.key}_mean"]
     if mean is None:
         return MISSING
-    f = _params if col.fmt is None else col.fmt.format
-    text = f(mean * col.scale)
+    f = {None: _params, "sig3": sig3}.get(col.fmt, None) or col.fmt.format
+    scale = col.scale * (kid_scale(row) if col.key == "kid_mean" else 1.0)
+    text = f(mean * scale)
     std = row[f"{col.key}_std"]
     if std is not None and not (col.protocol and std == 0):
-        text += f"{pm}{f(std * col.scale)}"
+        text += f"{pm}{f(std * scale)}"
     within = row.get(f"{col.key}_within")
     if within is not None:
-        text += f" ({pm.strip()}{f(within * col.scale)})"
+        text += f" ({pm.strip()}{f(within * scale)})"
     if col.key == "nll_bpd" and row["nll_kind"] not in (None, "exact"):
+        if row["log_z_unconverged"]:  # the longest AIS still moved: only "at least" this
+            text = "≥ " + text
         text += f" {row['nll_kind']}" + ("†" if row["log_z_unconverged"] else "")
     return text
 
@@ -194,10 +216,11 @@ def footer(rows: list[dict]) -> list[str]:
 
     seeds = sorted({r["seed"] for r in runs})
     versions = [r.get("versions") or {} for r in runs]
-    commits = {(v.get("git_commit") or "")[:10] or None: v.get("git_dirty") for v in versions}
-    commit_text = ", ".join(
-        f"{c} ({'dirty' if d else 'clean' if d is False else 'state unknown'})"
-        for c, d in sorted(commits.items(), key=lambda kv: str(kv[0]))
+    # The code that evaluated a run: its re-evaluation's where it was re-evaluated.
+    evaluated_by = [r.get("reevaluated_with") or r.get("versions") or {} for r in runs]
+    extractors = sorted({str(row.get("fidelity_extractor")) for row in rows} - {"None"})
+    kid_units = "; ".join(
+        f"{e} features: {'x10³' if KID_SCALES.get(e) == 1e3 else 'unscaled'}" for e in extractors
     )
     lines = [
         f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
@@ -210,9 +233,11 @@ def footer(rows: list[dict]) -> list[str]:
         "generated samples vs the test split, features: "
         f"{_distinct(r['metrics'].get('fidelity_extractor') for r in runs)}.",
         "Cells: mean ± std over seeds (± each run's own uncertainty: the standard error over "
-        "test examples for bits/dim, the 95% bootstrap half-width over generated samples for "
-        "FID and KID). bits/dim of the discrete data; its kind follows the number.",
-        f"Provenance: genbench {commit_text}; torch {_distinct(v.get('torch') for v in versions)}"
+        "test examples for bits/dim, with an AIS estimate's spread over repetitions for the EBM; "
+        "the 95% bootstrap half-width over generated samples for FID and KID). bits/dim of the "
+        f"discrete data; its kind follows the number. KID ({kid_units or 'none'}).",
+        f"Provenance: trained by genbench {_commits(versions)}; evaluated by genbench "
+        f"{_commits(evaluated_by)}; torch {_distinct(v.get('torch') for v in versions)}"
         f", lightning {_distinct(v.get('lightning') for v in versions)}, torch-fidelity "
         f"{_distinct(v.get('torch_fidelity') for v in versions)}; machine "
         f"{_distinct(v.get('machine') for v in versions)}; device "
@@ -220,10 +245,20 @@ def footer(rows: list[dict]) -> list[str]:
     ]
     if any(row["log_z_unconverged"] for row in rows):
         lines.append(
-            "†: the longest AIS schedule still moved the NLL by more than its standard error "
-            "from the next shorter one (metrics.log_z_ladder): the estimate may still be low."
+            "≥ …†: the AIS ladder reached its longest schedule and its last doubling still moved "
+            "log Z by more than the spread of independent repetitions (metrics.log_z_ladder): "
+            "the true bits/dim is likely higher; it is not ranked with the exact values and "
+            "bounds."
         )
     return lines
+
+
+def _commits(versions: list[dict]) -> str:
+    commits = {(v.get("git_commit") or "")[:10] or None: v.get("git_dirty") for v in versions}
+    return ", ".join(
+        f"{c} ({'dirty' if d else 'clean' if d is False else 'state unknown'})"
+        for c, d in sorted(commits.items(), key=lambda kv: str(kv[0]))
+    )
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -246,6 +281,8 @@ def to_latex(rows: list[dict]) -> str:
             .replace("%", r"\%")
             .replace("±", r"$\pm$")
             .replace("×10³", r"$\times 10^3$")
+            .replace("x10³", r"$\times 10^3$")
+            .replace("≥", r"$\geq$")
             .replace("†", r"$^\dagger$")
         )
 

@@ -132,3 +132,22 @@ def test_step_sizes_for_interpolates_in_the_inverse_temperature():
     longer = step_sizes_for(pilot, 40)
     assert len(longer) == 40 and (longer.diff() <= 1e-12).all()  # still decreasing in beta
     assert longer[-1] == pytest.approx(0.05) and longer.max() <= 0.5
+
+
+def test_repetitions_measure_the_spread_and_the_ladder_stops_once_a_doubling_moves_less():
+    """Four independent repetitions per rung: the rung's spread is their standard deviation and
+    its standard error that over sqrt(4); the ladder doubles until a doubling moves the pooled
+    log Z by less than the spread, well before the cap here, and ends near the exact value."""
+    base, energy, exact = _separable_case(16, 8.0)
+    temps = [4 * 2**i for i in range(10)]  # 4 .. 2048: the cap
+    rungs = ais_ladder(energy, base, 16, temps, pilot_chains=16, seed=0, repeats=4)
+    last = rungs[-1]
+    assert last["repeats"] == 4 and last["chains"] == 64 and len(last["log_z_repeats"]) == 4
+    assert last["log_z_spread"] == pytest.approx(float(torch.tensor(last["log_z_repeats"]).std()))
+    assert last["log_z_stderr"] == pytest.approx(last["log_z_spread"] / 2)
+    assert len(rungs) < len(temps)  # converged before the cap
+    assert abs(last["log_z"] - rungs[-2]["log_z"]) <= last["log_z_spread"]
+    for before, after in zip(rungs[:-2], rungs[1:-1]):  # every earlier doubling moved more
+        assert abs(after["log_z"] - before["log_z"]) > after["log_z_spread"]
+    assert abs(last["log_z"] - exact) < 4 * last["log_z_stderr"] + 0.1, (last, exact)
+    assert ladder_summary(rungs, 50.0, 64)["log_z_converged"] is True

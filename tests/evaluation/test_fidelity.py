@@ -20,7 +20,7 @@ from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
 from genbench.evaluation import extractors as ex
 from genbench.evaluation.features import TensorSamples, reference_cache_name
-from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples, floor_split
+from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples
 
 SEED = 7
 
@@ -364,8 +364,10 @@ def test_grayscale_levels_map_to_uint8_rgb():
 
 
 def test_class_coverage_counts_match_direct_classification():
+    """Class counts from the logits the features hold equal the classifier run directly."""
     from genbench.data import DigitsDataModule
     from genbench.evaluation.extractors import build_classifier, load_classifier, resolve_extractor
+    from genbench.evaluation.features import FeatureSet
     from genbench.evaluation.fidelity import class_coverage
 
     dm = DigitsDataModule()
@@ -374,19 +376,61 @@ def test_class_coverage_counts_match_direct_classification():
     net, k = build_classifier(load_classifier(extractor.weights_path))
     with torch.no_grad():
         direct = torch.bincount(net(test.float() / (k - 1))[1].argmax(1), minlength=10)
-    same = class_coverage(test, test, extractor)
+    features = FeatureSet(extractor)
+    logits = features(test)[features.layers["isc"]]
+    same = class_coverage(logits, direct)
     assert same["class_counts"] == direct.tolist()
     assert same["classes_covered"] == 10 and same["class_kl"] < 1e-3
-    collapsed = class_coverage(test[:1].repeat(300, 1, 1, 1), test, extractor)
+    collapsed = class_coverage(logits[:1].repeat(300, 1), direct)
     assert collapsed["classes_covered"] == 1 and sum(collapsed["class_counts"]) == 300
     assert collapsed["class_kl"] > 1.5  # about log(10): one class instead of ten
 
 
-def test_floor_holds_out_training_examples_for_memorisation():
-    small = floor_split(torch.arange(1000)[:, None], 1000, seed=0)  # digits: train = 1000
-    assert len(small["fidelity"]) == 1000 and len(small["generated"]) == 500
-    held, rest = set(small["generated"].flatten().tolist()), set(small["train"].flatten().tolist())
-    assert not held & rest and len(held | rest) == 1000
-    large = floor_split(torch.arange(5000)[:, None], 1000, seed=0)
-    assert torch.equal(large["generated"], large["fidelity"]) and len(large["train"]) == 4000
-    assert not set(large["generated"].flatten().tolist()) & set(large["train"].flatten().tolist())
+def test_floor_scores_validation_images_against_the_models_training_set():
+    """The floor's memorisation set is real images never trained on (the validation split), as
+    many as the models score, against the whole training split, as the models' samples are."""
+    from genbench.data import DigitsDataModule
+    from genbench.evaluation.fidelity import floor_sets
+
+    dm = DigitsDataModule()
+    sets = floor_sets(dm, num_samples=1000, memorisation_samples=300, seed=0)
+    assert torch.equal(sets["generated"], dm.split("val")[0][:300])
+    assert len(sets["fidelity"]) == 1000  # all of train, permuted
+    assert len(floor_sets(dm, 1000, None, 0)["generated"]) == 350  # capped at the split
+
+
+def test_the_reference_cache_changes_no_metric(digits, tmp_path):
+    """Every sample metric with the model-independent work computed (cold cache), read back
+    from the cache (warm, another process's RealData), and against a direct computation of
+    memorisation with scikit-learn's own k-means assignment and of density/coverage with their
+    radii computed afresh."""
+    from sklearn.cluster import KMeans
+
+    from genbench.evaluation.density_coverage import density_coverage
+    from genbench.evaluation.fidelity import RealData, pixels
+    from genbench.evaluation.memorisation import ct_statistic, train_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    train = digits.split("train")[0]
+    noisy = (train[:400] + torch.randint(-2, 3, train[:400].shape, generator=g)).clamp(0, 16)
+    settings = dict(memorisation_samples=None, ct_cells=4, ct_min_generated=20)
+    kw = dict(cache_dir=tmp_path, bootstrap_resamples=20, kid_subsets=10, **settings)
+    cold = evaluate_samples(noisy, digits, **kw)
+    warm = evaluate_samples(noisy, digits, **kw)
+    assert cold == warm
+    assert (tmp_path / "fidelity" / "reference").is_dir()
+
+    # direct: C_T in pixel space with sklearn's k-means predict for both sets
+    test = digits.split("test")[0]
+    gp, tp, rp = (pixels(x, 17) for x in (noisy, test, train))
+    km = KMeans(n_clusters=4, random_state=0, n_init="auto").fit(rp.numpy())
+    gc, tc = km.predict(gp.numpy()), km.predict(tp.numpy())
+    gd = train_neighbours(gp, gc, rp, km.labels_)[2]
+    td = train_neighbours(tp, tc, rp, km.labels_)[2]
+    direct = ct_statistic(gd, gc, td, tc, 4, 20)
+    assert cold["ct_score_pixels"] == pytest.approx(direct, rel=1e-6)
+    real = RealData(digits, cache_dir=tmp_path)
+    layer = real.features.layers["fid"]
+    dc = density_coverage(real.features(noisy)[layer], real.test_features[layer], 5)
+    assert cold["density"] == pytest.approx(dc["density"], rel=1e-6)
+    assert cold["coverage"] == pytest.approx(dc["coverage"], rel=1e-6)

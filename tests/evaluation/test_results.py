@@ -78,3 +78,17 @@ def test_non_finite_metrics_written_as_null(tmp_path):
     )
     metrics = json.loads(path.read_text())["metrics"]
     assert metrics["nll_bpd"] is None and metrics["fid"] is None and metrics["params"] == 10
+
+
+def test_results_files_get_the_mode_a_plain_write_gives_them(tmp_path):
+    """Written through a temporary file, results.json still gets 0o666 less the umask (0o644
+    under the usual 022), not mkstemp's 0o600: readable to a group on a shared cluster."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_results(tmp_path / "results.json", _record())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644

@@ -10,8 +10,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from genbench.config import BudgetKind
 from genbench.families.build import build_model

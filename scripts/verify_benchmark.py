@@ -1,0 +1,104 @@
+"""Re-run committed benchmark runs from their own results.json and compare every metric.
+
+    python scripts/verify_benchmark.py docs/benchmark/digits/runs [--runs arm:1,gan:1] [--rel 1e-6]
+
+Each chosen run is trained and evaluated again at this checkout, from the resolved config its
+results.json records (the same model, data, budget, seed, callbacks and evaluation settings),
+in a temporary folder; then every metric is compared with the committed one (numbers to a
+relative `--rel`, everything else exactly; timings, which depend on the machine, are shown, not
+compared). This is how a reader checks that the committed table is what the code produces.
+Exit status 1 when any metric differs. `make verify-benchmark` runs it on the digits table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from genbench.core.results import read_results
+from genbench.jobs import config_hash
+from genbench.run import run
+
+TIMINGS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
+DEFAULT_RUNS = "arm:1,vae:1,gan:1,flow_matching:1"
+
+
+def committed_runs(folder: Path) -> dict[tuple[str, int], Path]:
+    """(model, seed) -> results.json of every run under `folder`."""
+    out = {}
+    for path in sorted(folder.glob("*/results.json")):
+        rec = read_results(path)
+        out[(rec["model"], int(rec["seed"]))] = path
+    return out
+
+
+def differences(committed: dict, now: dict, rel: float) -> list[str]:
+    """Metric keys whose values differ (numbers beyond `rel`, anything else at all)."""
+    out = []
+    for key in sorted(set(committed) | set(now)):
+        if key in TIMINGS:
+            continue
+        a, b = committed.get(key), now.get(key)
+        if not _same(a, b, rel):
+            out.append(f"{key}: committed {a!r}, now {b!r}")
+    return out
+
+
+def _same(a, b, rel: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or math.isclose(a, b, rel_tol=rel, abs_tol=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel) for k in a)
+    return a == b
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs_dir", type=Path, help="a table's runs folder (genbench-table export_runs)")
+    p.add_argument("--runs", default=DEFAULT_RUNS, help="model:seed,... (default %(default)s)")
+    p.add_argument("--rel", type=float, default=1e-6, help="relative tolerance of numbers")
+    args = p.parse_args()
+    available = committed_runs(args.runs_dir)
+    chosen = []
+    for item in args.runs.split(","):
+        model, seed = item.rsplit(":", 1)
+        if (model, int(seed)) not in available:
+            valid = ", ".join(f"{m}:{s}" for m, s in sorted(available))
+            print(f"verify-benchmark: no run {item!r} in {args.runs_dir}; valid: {valid}")
+            return 2
+        chosen.append(available[(model, int(seed))])
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        for path in chosen:
+            rec = read_results(path)
+            cfg = OmegaConf.create(rec["config"])
+            cfg.paths.output_dir = str(Path(tmp) / path.parent.name)
+            cfg.ckpt_path = None
+            cfg.logger = None
+            start = time.perf_counter()
+            now = run(cfg)
+            took = time.perf_counter() - start
+            diff = differences(rec["metrics"], now["metrics"], args.rel)
+            if rec.get("config_hash") and config_hash(cfg) != rec["config_hash"]:
+                diff.insert(0, "config hash differs: the recorded config did not round-trip")
+            status = "identical" if not diff else f"{len(diff)} metrics differ"
+            print(f"{rec['model']} seed {rec['seed']} ({path.parent.name}): {status}, {took:.0f} s")
+            for line in diff:
+                print(f"    {line}")
+            failures += bool(diff)
+    print(f"verify-benchmark: {len(chosen) - failures} of {len(chosen)} runs reproduce")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

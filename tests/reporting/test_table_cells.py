@@ -1,0 +1,78 @@
+"""The table's cells from hand-made records: means, spreads, each run's own interval, KID's unit
+per extractor, the EBM as a lower bound, the floor row, and the provenance footer."""
+
+from __future__ import annotations
+
+import pytest
+
+from genbench.reporting.table import FLOOR_FAMILY, aggregate, sig3, to_latex, to_markdown
+
+
+def record(family: str, seed: int, **metrics) -> dict:
+    base = {
+        "nll_kind": "exact",
+        "fidelity_extractor": "classifier",
+        "samples_per_s": 100.0,
+        "train_flops": 1e12,
+    }
+    return {
+        "status": "completed",
+        "family": family,
+        "model": family,
+        "dataset": "digits",
+        "seed": seed,
+        "metrics": {**base, **metrics},
+        "config": {"budget": {"kind": "flops", "flops": 1e12, "validations": 10}},
+        "versions": {"git_commit": "aaaaaaaaaaaa", "git_dirty": False},
+    }
+
+
+def test_cells_hold_mean_spread_and_each_runs_own_uncertainty():
+    recs = [
+        record("arm", 0, nll_bpd=1.80, nll_bpd_stderr=0.010, fid=100.0, fid_ci=[90.0, 110.0]),
+        record("arm", 1, nll_bpd=1.84, nll_bpd_stderr=0.014, fid=120.0, fid_ci=[105.0, 135.0]),
+    ]
+    (row,) = aggregate(recs)
+    assert row["nll_bpd_mean"] == pytest.approx(1.82)
+    assert row["nll_bpd_std"] == pytest.approx(0.0282842712, rel=1e-6)
+    assert row["nll_bpd_within"] == pytest.approx(0.012)  # mean of the runs' standard errors
+    assert row["fid_within"] == pytest.approx(12.5)  # mean half-width of the intervals
+    md = to_markdown([row])
+    assert "1.820 ± 0.028 (±0.012)" in md and "110.0 ± 14.1 (±12.5)" in md
+
+
+def test_kid_is_shown_in_each_extractors_unit():
+    classifier = record("vae", 0, kid_mean=2890.0, kid_ci=[2800.0, 2980.0])
+    inception = record("vae", 0, kid_mean=0.00289, kid_ci=[0.0025, 0.0033])
+    inception["metrics"]["fidelity_extractor"] = "inception"
+    inception["dataset"] = "cifar10"
+    md = to_markdown(aggregate([classifier, inception]))
+    assert "| 2,890 (±90.0) |" in md  # classifier features: unscaled, no exponent
+    assert "| 2.89 (±0.400) |" in md  # InceptionV3: x10^3
+    assert "classifier features: unscaled" in md and "inception features: x10³" in md
+    assert "e+" not in md.split("\n- ")[0]  # no exponent in the table itself
+    assert sig3(0.0289) == "0.0289" and sig3(28.94) == "28.9" and sig3(2.5e7) == "2.5e+07"
+
+
+def test_an_unconverged_ais_estimate_reads_as_at_least_and_the_floor_row_as_real_data():
+    ladder = [{"temperatures": 250, "log_z": -3.0}, {"temperatures": 500, "log_z": -1.0}]
+    ebm = record(
+        "ebm", 0, nll_kind="estimate", nll_bpd=2.1, nll_bpd_stderr=0.05, log_z_ladder=ladder
+    )
+    ebm["metrics"]["log_z_converged"] = False
+    floor = record(FLOOR_FAMILY, 0, fid=1.3, fid_ci=[0.8, 1.8])
+    rows = aggregate([ebm, floor])
+    md = to_markdown(rows)
+    assert "≥ 2.100 (±0.050) AIS estimate, low in expectation†" in md
+    assert "| real data |" in md and "| 1.3 (±0.5) |" in md
+    assert "not ranked with the exact values and bounds" in md
+    assert r"$\geq$ 2.100" in to_latex(rows)
+
+
+def test_the_footer_names_the_commits_that_trained_and_that_evaluated():
+    rec = record("arm", 0, nll_bpd=1.8)
+    rec["reevaluated_with"] = {"git_commit": "bbbbbbbbbbbb", "git_dirty": False}
+    fresh = record("vae", 0, nll_bpd=1.9)  # evaluated in the run that trained it
+    md = to_markdown(aggregate([rec, fresh]))
+    assert "trained by genbench aaaaaaaaaa (clean)" in md
+    assert "evaluated by genbench aaaaaaaaaa (clean), bbbbbbbbbb (clean)" in md
