@@ -92,7 +92,9 @@ bench-sampling: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# CKPT=outputs/runs/<run>/checkpoints/last.ckpt (default: a 20-step VAE trained first)
+# The sample metrics of one MNIST family's samples (SAMPLES=x.npy, 2000 long images), timed
+# with the reference cache warm, at this checkout and at commit BEFORE, interleaved.
+BEFORE ?= 281015c
+SAMPLES ?= outputs/bench_eval/samples.npy
 bench-eval: install
-	@if [ -z "$(CKPT)" ]; then $(BIN)/genbench-train trainer=fast eval=fast logger=none hydra.run.dir=outputs/bench_eval_vae; fi
-	$(BIN)/python scripts/bench_eval.py --ckpt $(or $(CKPT),outputs/bench_eval_vae/checkpoints/last.ckpt)
+	scripts/bench_eval.sh $(BEFORE) $(SAMPLES)

@@ -16,6 +16,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, OmegaConf
 
+from genbench.core.settings import EvalSettings
+
 # The top-level conf/ folder ships inside the package as genbench/conf (a link in the source
 # tree, real files in a wheel), so installed console scripts find it.
 CONF_PACKAGE = "pkg://genbench.conf"
@@ -73,42 +75,6 @@ class BudgetSchema:
 
 
 @dataclass
-class EvalSchema:
-    checkpoint: str = "best"  # best | last
-    nll: bool = True
-    nll_max_batches: int | None = None
-    sample_seed: int = 0
-    grid_samples: int = 64
-    throughput_samples: int = 512
-    throughput_batch_size: int = 256
-    throughput_warmup_batches: int = 1
-    fidelity: bool = True
-    num_samples: int = 1000
-    fidelity_batch_size: int = 256
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    isc_splits: int = 10
-    prc_neighborhood: int = 3
-    bootstrap_resamples: int = 1000  # fid_ci, kid_ci; 0 = no intervals
-    ci_level: float = 0.95
-    ci_method: str = "normal"  # normal | percentile | basic (evaluation/bootstrap.py)
-    density_coverage_k: int = 5
-    memorisation: bool = True
-    memorisation_samples: int | None = None  # the first N generated samples; None = all
-    memorisation_pixels: bool = True  # also in pixel space, for images
-    copy_percentile: float = 1.0
-    ct_cells: int = 10
-    ct_min_generated: int = 20
-    max_reference_samples: int | None = None
-    max_train_samples: int | None = None
-    cache_dir: str = MISSING
-    inception_weights: str | None = None
-    inception_download: bool = True
-    # family -> [{sampler, steps}]: quality-vs-compute curve settings (metrics.curve)
-    curve: Any = None
-
-
-@dataclass
 class DatasetSchema:
     _target_: str = MISSING
     batch_size: int = MISSING
@@ -153,7 +119,7 @@ SCHEMAS = {
     "trainer": {"trainer": TrainerSchema},
     "hardware": {"hardware": HardwareSchema},
     "budget": {"budget": BudgetSchema},
-    "eval": {"eval": EvalSchema},
+    "eval": {"eval": EvalSettings},
     "dataset": {
         "digits": DatasetSchema,
         "toy2d": Toy2DSchema,

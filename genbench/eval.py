@@ -1,8 +1,10 @@
-"""genbench-eval: re-evaluate a trained checkpoint, or compute the real-data floor.
+"""genbench-eval: re-evaluate a trained checkpoint, score the real-data floor, the
+independent-pixel baseline, or samples made elsewhere.
 
-genbench-eval ckpt=outputs/runs/<run>/checkpoints/last.ckpt [eval.num_samples=5000 ...]
+genbench-eval ckpt=outputs/runs/<run>/checkpoints/best_step000554.ckpt [eval.num_samples=5000 ...]
 genbench-eval floor=true dataset=digits
 genbench-eval baseline=pixels dataset=mnist     (independent pixels fitted on the train split)
+genbench-eval samples=my_samples.npz dataset=mnist name=my-model   (any model's samples)
 """
 
 from __future__ import annotations
@@ -19,42 +21,65 @@ from genbench.core.threads import limit_threads
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="eval")
 def _main(cfg: DictConfig) -> None:
+    """A bad value or a missing file ends in one line naming it (exit status 1)."""
+    import sys
+
+    from genbench.core.checkpoints import CheckpointError
+    from genbench.core.results import ResultsError
+
+    try:
+        _evaluate(cfg)
+    except (ValueError, FileNotFoundError, CheckpointError, ResultsError) as e:
+        text = str(e).strip().splitlines()
+        print(f"genbench-eval: error: {text[0] if text else type(e).__name__}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _evaluate(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
+    from genbench.core.settings import EvalSettings
     from genbench.evaluation.reevaluate import (
         reevaluate_checkpoint,
         run_dir_of,
         write_baseline,
+        write_external,
         write_floor,
     )
+    from genbench.reporting.summary import summary_line
 
     limit_threads(cfg.hardware.get("threads"))
+    settings = EvalSettings.from_mapping(cfg.eval)
     out_dir = Path(cfg.output_dir)
     if cfg.floor:
-        record = write_floor(
-            instantiate(cfg.dataset), cfg.eval, out_dir / "floor.json", cfg.dataset_name
-        )
-        print(f"floor -> {out_dir / 'floor.json'}: {record['metrics']}")
+        path = out_dir / "floor.json"
+        record = write_floor(instantiate(cfg.dataset), settings, path, cfg.dataset_name)
     elif cfg.baseline:
-        record = write_baseline(
-            cfg.baseline, instantiate(cfg.dataset), cfg.eval, out_dir, cfg.dataset_name
-        )
-        print(f"baseline {cfg.baseline} -> {out_dir / 'results.json'}: {record['metrics']}")
+        path = out_dir / "results.json"
+        dm = instantiate(cfg.dataset)
+        record = write_baseline(cfg.baseline, dm, settings, out_dir, cfg.dataset_name)
+    elif cfg.samples:
+        path = out_dir / "results.json"
+        dm = instantiate(cfg.dataset)
+        record = write_external(cfg.samples, dm, settings, out_dir, cfg.dataset_name, cfg.name)
     elif cfg.ckpt:
         gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+        run_dir = run_dir_of(cfg.ckpt)
+        path = run_dir / "results.json"
         record = reevaluate_checkpoint(
             cfg.ckpt,
-            cfg.eval,
+            settings,
             out_dir,
             "cuda" if gpu else "cpu",
-            model_now=current_model_config(run_dir_of(cfg.ckpt)),
+            model_now=current_model_config(run_dir),
             model_overrides=cfg.model,
         )
-        print(f"updated results.json of {cfg.ckpt}: {record['metrics']}")
     else:
-        raise SystemExit(
-            "genbench-eval: give ckpt=PATH (re-evaluate a run), floor=true or baseline=pixels"
+        raise ValueError(
+            "nothing to evaluate; valid: ckpt=PATH (re-evaluate a run), floor=true, "
+            "baseline=pixels, samples=PATH (a folder of images, .npz or .npy)"
         )
+    print(summary_line(record, path))
 
 
 def current_model_config(run_dir: Path):

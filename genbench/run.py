@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
+from genbench.core.settings import EvalSettings
 from genbench.core.threads import limit_threads
 from genbench.evaluation.evaluate import count_params, evaluate, evaluation_seed
 from genbench.evaluation.labels import classify
@@ -21,6 +22,7 @@ from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
 from genbench.jobs import plan_job, write_state
 from genbench.logs import quiet_library_logs
+from genbench.reporting.summary import summary_line
 from genbench.training.budget import probe_flops, trainer_limits
 from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
 from genbench.training.checkpoints import AtomicCheckpointIO, BestCheckpoint
@@ -59,20 +61,12 @@ def find(callbacks: list, kind: type):
     return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
-def new_record(cfg: DictConfig, module: GenerativeModule) -> dict:
-    return {
-        "schema": res.SCHEMA,
-        "status": "failed",
-        "family": module.family,
-        "model": cfg.model_name,
-        "dataset": cfg.dataset_name,
-        "seed": int(cfg.seed),
-        "metrics": res.empty_metrics(),
-        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-        "versions": res.versions(),
-        "device": None,
-        "created": res.now_iso(),
-    }
+def new_record(cfg: DictConfig, family: str) -> dict:
+    """This run's record (status "failed" until it completes)."""
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return res.new_record(
+        family, cfg.model_name, cfg.dataset_name, cfg.seed, config=config, device=None
+    )
 
 
 def flat_columns(cfg: DictConfig, module: GenerativeModule) -> dict:
@@ -163,6 +157,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     limit_threads(cfg.hardware.get("threads"))
+    settings = EvalSettings.from_mapping(cfg.eval)  # a misspelt key: an error before anything
     L.seed_everything(cfg.seed, workers=True)
 
     plan = plan_job(cfg, out_dir)
@@ -175,6 +170,18 @@ def run(cfg: DictConfig) -> dict:
         f"resuming from {plan.ckpt_path}" if plan.ckpt_path else "starting",
     )
     write_state(out_dir, plan)
+    try:
+        return _run(cfg, out_dir, plan, settings)
+    except Exception as e:  # before the run's record existed: say so in results.json too
+        if not getattr(e, "genbench_recorded", False):
+            record = new_record(cfg, str(cfg.model_name))
+            record.update(config_hash=plan.config_hash, error=one_line(e))
+            res.write_results(results_path(out_dir, record), record)
+            log.error("failed: %s", one_line(e))
+        raise
+
+
+def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
     datamodule = instantiate(cfg.dataset)
     module = build_model(cfg.model, datamodule.spec)
     ckpt_path = plan.ckpt_path
@@ -204,7 +211,7 @@ def run(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()],
         **limits,
     )
-    record = new_record(cfg, module)
+    record = new_record(cfg, module.family)
     record["config_hash"] = plan.config_hash
     if cost is not None:
         record["budget"] = {
@@ -216,6 +223,8 @@ def run(cfg: DictConfig) -> dict:
         fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost)
     except Exception as e:
         record.update(status="failed", error=one_line(e))
+        log.error("failed: %s", one_line(e))
+        e.genbench_recorded = True  # results.json is written below
         raise
     finally:
         if trainer.is_global_zero:
@@ -226,16 +235,13 @@ def run(cfg: DictConfig) -> dict:
                 table = None
             if record["status"] != "failed":
                 log_metrics(loggers, record, out_dir, table)
-            log.info(
-                "%s: %s",
-                record["status"],
-                {k: v for k, v in record["metrics"].items() if v is not None},
-            )
+            log.info(summary_line(record, out_dir / "results.json"))
         _finish_wandb(loggers)
     return record
 
 
 def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost):
+    settings = EvalSettings.from_mapping(cfg.eval)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     m = record["metrics"]
@@ -265,13 +271,13 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
     record["evaluated_checkpoint"] = "last"
     if best is not None and best.best_model_score is not None:
         record["best_val"] = {"monitor": best.monitor, "value": float(best.best_model_score)}
-        if cfg.eval.checkpoint == "best" and best.best_model_path:
+        if settings.checkpoint == "best" and best.best_model_path:
             state = load_checkpoint(best.best_model_path, module)
             module.load_state_dict(state["state_dict"])
             record["evaluated_checkpoint"] = Path(best.best_model_path).name
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    m.update(evaluate(module, datamodule, out_dir, **cfg.eval, run_seed=int(cfg.seed)))
+    m.update(evaluate(module, datamodule, out_dir, settings, run_seed=int(cfg.seed)))
     m["eval_time_s"] = time.perf_counter() - start
     record["status"] = "completed"
 

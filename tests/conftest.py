@@ -49,3 +49,12 @@ def fast_cfg(tmp_path):
         return compose_config(base + list(overrides), tmp_path / "run")
 
     return make
+
+
+def eval_settings(base: str = "default", **values):
+    """The evaluation settings of conf/eval/<base>.yaml (cache under GENBENCH_CACHE), with
+    `values` in place of some of them."""
+    from genbench.core.settings import EvalSettings
+
+    cfg = compose_config([f"eval={base}"])
+    return EvalSettings.from_mapping({**cfg.eval, **values})

@@ -14,10 +14,9 @@ from genbench.core.atomic import atomic_write_text
 
 SCHEMA = 1
 STATUSES = ("completed", "diverged", "failed")
-METRIC_KEYS = (
-    "nll_bpd",
-    "nll_kind",
-    "nll_bpd_stderr",
+# The metric groups, named once: the evaluation fills them, tables and loggers read them.
+NLL_KEYS = ("nll_bpd", "nll_kind", "nll_bpd_stderr")
+FIDELITY_KEYS = (
     "fid",
     "fid_ci",
     "kid_mean",
@@ -29,26 +28,23 @@ METRIC_KEYS = (
     "recall",
     "density",
     "coverage",
-    "nn_copy_fraction",
-    "ct_score",
-    "authenticity",
-    "nn_copy_fraction_pixels",
-    "ct_score_pixels",
-    "authenticity_pixels",
-    "classes_covered",
-    "class_kl",
-    "extractor_test_accuracy",
-    "samples_per_s",
-    "nfe",
-    "sampler",
-    "curve",
-    "log_z_ladder",
-    "params",
-    "train_time_s",
-    "train_steps",
-    "train_flops",
-    "eval_time_s",
 )
+MEMORISATION_KEYS = ("nn_copy_fraction", "ct_score", "authenticity")
+PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
+CLASS_KEYS = ("classes_covered", "class_kl", "extractor_test_accuracy")
+SAMPLING_KEYS = ("samples_per_s", "nfe", "sampler", "curve")
+RUN_KEYS = ("log_z_ladder", "params", "train_time_s", "train_steps", "train_flops", "eval_time_s")
+METRIC_KEYS = (
+    *NLL_KEYS,
+    *FIDELITY_KEYS,
+    *MEMORISATION_KEYS,
+    *PIXEL_MEMORISATION_KEYS,
+    *CLASS_KEYS,
+    *SAMPLING_KEYS,
+    *RUN_KEYS,
+)
+# The real-data floor's pseudo-family (genbench-eval floor=true), in records and tables.
+FLOOR_FAMILY = "real-data"
 REQUIRED = ("schema", "status", "family", "model", "dataset", "seed", "metrics")
 # Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
 RECORD_KEYS = ("status", "family", "model", "dataset", "seed")
@@ -61,6 +57,25 @@ class ResultsError(ValueError):
 def empty_metrics() -> dict:
     """Every metric key, null: a metric not computed is null, never 0."""
     return dict.fromkeys(METRIC_KEYS)
+
+
+def new_record(
+    family: str, model: str, dataset: str, seed: int, status: str = "failed", **extra
+) -> dict:
+    """A run's record (results.json) with every metric null and the code's versions: the one
+    constructor training, re-evaluation, the floor, baselines and external samples use."""
+    return {
+        "schema": SCHEMA,
+        "status": status,
+        "family": family,
+        "model": model,
+        "dataset": dataset,
+        "seed": int(seed),
+        "metrics": empty_metrics(),
+        "versions": versions(),
+        "created": now_iso(),
+        **extra,
+    }
 
 
 def validate(record: dict, source: str = "results") -> dict:

@@ -32,8 +32,6 @@ from sklearn.cluster import KMeans
 
 from genbench.evaluation.neighbours import distance_chunks, nearest
 
-MEMORISATION_KEYS = ("nn_copy_fraction", "ct_score", "authenticity")
-
 
 def nn_copy_fraction(
     gen_to_train: torch.Tensor, test_to_train: torch.Tensor, percentile: float = 1.0

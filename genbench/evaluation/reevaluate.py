@@ -1,4 +1,5 @@
-"""genbench-eval's work: re-evaluate a trained checkpoint, or compute the real-data floor."""
+"""genbench-eval's work: re-evaluate a trained checkpoint, score the real-data floor, an
+independent-pixel baseline or samples made elsewhere, each into a results record."""
 
 from __future__ import annotations
 
@@ -12,28 +13,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
+from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
-from genbench.evaluation.evaluate import evaluate
-from genbench.evaluation.fidelity import floor_sets, real_data_floor
-from genbench.evaluation.images import save_nearest_neighbours
+from genbench.evaluation.evaluate import evaluate, evaluation_seed
+from genbench.evaluation.external import EXTERNAL_FAMILY, file_hash, load_samples
+from genbench.evaluation.floor import score_floor
+from genbench.evaluation.images import save_nearest_neighbours, save_samples
+from genbench.evaluation.reference import RealData
+from genbench.evaluation.sample_metrics import score_samples
 from genbench.families.build import build_model
 
 log = logging.getLogger(__name__)
-
-# evaluate() options that do not apply to the floor (it samples no model).
-_MODEL_ONLY = (
-    "checkpoint",
-    "curve",
-    "nll",
-    "nll_max_batches",
-    "grid_samples",
-    "throughput_samples",
-    "throughput_batch_size",
-    "throughput_warmup_batches",
-    "fidelity",
-    "sample_seed",
-    "fidelity_batch_size",
-)
+BASELINES = ("pixels",)
 
 
 def run_dir_of(ckpt: str | Path) -> Path:
@@ -47,6 +38,12 @@ def run_dir_of(ckpt: str | Path) -> Path:
     return run_dir
 
 
+def _plain(cfg) -> dict:
+    if cfg is None:
+        return {}
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
 def evaluation_model_config(
     run_model: DictConfig | dict,
     current: DictConfig | dict | None = None,
@@ -57,19 +54,12 @@ def evaluation_model_config(
     Every key of `current` (today's config of the run's model and data set, when given) takes
     the run's value where the run has the key, else today's (a key added since the run trained:
     its default); keys today's config no longer has are dropped; then `overrides` (estimator
-    settings chosen at evaluation, e.g. model.nll_t_samples=400) apply. A constructor key that
-    changes training is never added after the fact this way: training already happened.
+    settings chosen at evaluation, e.g. +model.nll_t_samples=400) apply. Training already
+    happened: only what evaluation reads can change its numbers.
     Returns (config, {key: value} of what is not the run's own)."""
-    run = (
-        OmegaConf.to_container(run_model, resolve=True)
-        if isinstance(run_model, DictConfig)
-        else dict(run_model)
-    )
-    cur = current if current is not None else run
-    cur = OmegaConf.to_container(cur, resolve=True) if isinstance(cur, DictConfig) else dict(cur)
-    extra = dict(overrides or {})
-    if isinstance(overrides, DictConfig):
-        extra = OmegaConf.to_container(overrides, resolve=True)
+    run = _plain(run_model)
+    cur = _plain(current) if current is not None else run
+    extra = _plain(overrides)
     unknown = sorted(set(extra) - set(cur))
     if unknown:
         raise ValueError(
@@ -83,7 +73,7 @@ def evaluation_model_config(
 
 def reevaluate_checkpoint(
     ckpt: str | Path,
-    eval_cfg: DictConfig | dict,
+    settings: EvalSettings,
     out_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
     model_now: DictConfig | dict | None = None,
@@ -104,27 +94,14 @@ def reevaluate_checkpoint(
     module.to(device).eval()
 
     results_path = run_dir / "results.json"
+    seed = int(run_cfg.get("seed", 0))
     if results_path.is_file():
         record = res.read_results(results_path)
     else:  # a run that died before writing one: start a record from its config
-        record = {
-            "schema": res.SCHEMA,
-            "status": "completed",
-            "family": module.family,
-            "model": str(run_dir.name),
-            "dataset": datamodule.spec.name,
-            "seed": int(run_cfg.get("seed", 0)),
-            "metrics": res.empty_metrics(),
-            "created": res.now_iso(),
-        }
-    eval_kwargs = (
-        OmegaConf.to_container(eval_cfg, resolve=True)
-        if isinstance(eval_cfg, DictConfig)
-        else dict(eval_cfg)
-    )
+        name = str(run_cfg.get("model_name") or run_dir.name)
+        record = res.new_record(module.family, name, datamodule.spec.name, seed, "completed")
     start = time.perf_counter()
-    run_seed = int(run_cfg.get("seed", 0))
-    metrics = evaluate(module, datamodule, out_dir, **eval_kwargs, run_seed=run_seed)
+    metrics = evaluate(module, datamodule, out_dir, settings, run_seed=seed)
     metrics["eval_time_s"] = time.perf_counter() - start  # this evaluation's, on `device`
     record["metrics"] = {**res.empty_metrics(), **record.get("metrics", {}), **metrics}
     # A run whose evaluation had failed is completed now; one whose training never finished
@@ -136,7 +113,7 @@ def reevaluate_checkpoint(
         evaluated_checkpoint=ckpt.name,
         reevaluated=res.now_iso(),
         reevaluated_with=res.versions(),  # the code that evaluated; `versions` trained
-        eval_config=eval_kwargs,
+        eval_config=settings.to_dict(),
         eval_model_changes=changed,
         device=res.device_name(module.device),
     )
@@ -145,99 +122,104 @@ def reevaluate_checkpoint(
     return record
 
 
-BASELINES = ("pixels",)
+def write_floor(datamodule, settings: EvalSettings, path: str | Path, dataset_name: str) -> dict:
+    """The real-data floor written as a results-like JSON: every sample metric with real
+    examples in place of samples (floor.floor_sets: training examples for fidelity against the
+    test split, validation examples for memorisation against the training split), and
+    nearest_neighbours.png (16 of those validation examples beside their nearest training
+    examples)."""
+    seed = evaluation_seed(settings.sample_seed, 0)
+    real = RealData(datamodule, settings)
+    metrics, sets = score_floor(real, seed)
+    save_nearest_neighbours(
+        sets["generated"][:16],
+        real.train[0],
+        datamodule.spec,
+        Path(path).parent / "nearest_neighbours.png",
+    )
+    floor = {
+        "generated": f"{len(sets['fidelity'])} training examples",
+        "reference": "test split",
+        "memorisation_generated": f"the first {len(sets['generated'])} validation examples",
+        "memorisation_train": f"{len(real.train[0])} training examples (as the models')",
+    }
+    record = res.new_record(res.FLOOR_FAMILY, "train-split", dataset_name, seed, "completed")
+    record["metrics"].update(metrics)
+    record.update(floor=floor, eval_config=settings.to_dict())
+    res.write_results(path, record)
+    return record
 
 
 def write_baseline(
     name: str,
     datamodule,
-    eval_cfg: DictConfig | dict,
+    settings: EvalSettings,
     out_dir: str | Path,
     dataset_name: str,
     smoothing: float = 0.1,
 ) -> dict:
     """Fit the baseline `name` (BASELINES; "pixels": IndependentPixels, counts + `smoothing`)
     on the training split, evaluate it as a trained family is evaluated, and write
-    out_dir/results.json (family "pixel-histogram", provenance "baseline")."""
+    out_dir/results.json (family "pixel-histogram", no training FLOPs)."""
     if name not in BASELINES:
         raise ValueError(f"baseline={name!r}; valid: {', '.join(BASELINES)}")
-    kwargs = (
-        OmegaConf.to_container(eval_cfg, resolve=True)
-        if isinstance(eval_cfg, DictConfig)
-        else dict(eval_cfg)
-    )
-    kwargs.pop("checkpoint", None)
-    kwargs.pop("curve", None)
-    module = IndependentPixels(datamodule.spec, smoothing).fit(datamodule.split("train")[0])
+    train = datamodule.split("train")[0]
+    module = IndependentPixels(datamodule.spec, smoothing).fit(train)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    metrics = evaluate(module, datamodule, out_dir, **kwargs)
-    metrics["eval_time_s"] = time.perf_counter() - start
-    record = {
-        "schema": res.SCHEMA,
-        "status": "completed",
-        "family": module.family,
-        "model": module.family,
-        "dataset": dataset_name,
-        "seed": 0,
-        "metrics": {**res.empty_metrics(), **metrics, "train_flops": 0, "train_steps": 0},
-        "baseline": {
-            "fitted": f"per-pixel level counts of the {len(datamodule.split('train')[0])} "
-            f"training images + {smoothing}",
+    metrics = evaluate(module, datamodule, out_dir, settings.replace(curve=None))
+    metrics.update(eval_time_s=time.perf_counter() - start, train_flops=0, train_steps=0)
+    record = res.new_record(module.family, module.family, dataset_name, 0, "completed")
+    record["metrics"].update(metrics)
+    record.update(
+        baseline={
+            "fitted": f"per-pixel level counts of the {len(train)} training images + {smoothing}"
         },
-        "eval_config": kwargs,
-        "versions": res.versions(),
-        "device": res.device_name(module.device),
-        "created": res.now_iso(),
-    }
+        eval_config=settings.to_dict(),
+        device=res.device_name(module.device),
+    )
     res.write_results(out_dir / "results.json", record)
     return record
 
 
-def write_floor(
-    datamodule, eval_cfg: DictConfig | dict, path: str | Path, dataset_name: str
+def write_external(
+    samples: str | Path,
+    datamodule,
+    settings: EvalSettings,
+    out_dir: str | Path,
+    dataset_name: str,
+    name: str | None = None,
 ) -> dict:
-    """The real-data floor written as a results-like JSON: every sample metric with training
-    examples in place of samples (fidelity.floor_split: fidelity against the test split, and
-    memorisation of held-out training examples against the rest of train), and
-    nearest_neighbours.png (16 held-out examples beside their nearest training examples)."""
-    kwargs = (
-        OmegaConf.to_container(eval_cfg, resolve=True)
-        if isinstance(eval_cfg, DictConfig)
-        else dict(eval_cfg)
+    """Score samples made elsewhere (external.load_samples) with every sample metric, against
+    the same references as the trained families, and write out_dir/results.json (family
+    "external", model `name` or the file's stem; the file and its sha256 in `external`)."""
+    generated = load_samples(samples, datamodule.spec)
+    if len(generated) < settings.num_samples:
+        log.warning(
+            "%d samples, fewer than eval.num_samples=%d: the fidelity metrics' bias differs from "
+            "the models'",
+            len(generated),
+            settings.num_samples,
+        )
+    generated = generated[: settings.num_samples]
+    seed = evaluation_seed(settings.sample_seed, 0)
+    start = time.perf_counter()
+    real = RealData(datamodule, settings)
+    metrics = score_samples(generated, real, seed)
+    metrics["eval_time_s"] = time.perf_counter() - start
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grid = generated[: settings.grid_samples]
+    if len(grid):
+        ref = None if datamodule.spec.is_image else datamodule.split("test")[0]
+        save_samples(grid, datamodule.spec, out_dir / "samples.png", reference=ref)
+    model = name or Path(samples).stem
+    record = res.new_record(EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
+    record["metrics"].update(metrics)
+    record.update(
+        external={"samples": str(samples), "sha256": file_hash(samples), "count": len(generated)},
+        eval_config=settings.to_dict(),
     )
-    seed = kwargs.get("sample_seed", 0)
-    batch_size = kwargs.get("fidelity_batch_size", 256)
-    for k in _MODEL_ONLY:
-        kwargs.pop(k, None)
-    metrics = real_data_floor(datamodule, seed=seed, batch_size=batch_size, **kwargs)
-    sets = floor_sets(
-        datamodule, kwargs.get("num_samples", 1000), kwargs.get("memorisation_samples"), seed
-    )
-    train = datamodule.split("train")[0][: kwargs.get("max_train_samples")]
-    save_nearest_neighbours(
-        sets["generated"][:16],
-        train,
-        datamodule.spec,
-        Path(path).parent / "nearest_neighbours.png",
-    )
-    record = {
-        "schema": res.SCHEMA,
-        "status": "completed",
-        "family": "real-data",
-        "model": "train-split",
-        "dataset": dataset_name,
-        "seed": seed,
-        "metrics": {**res.empty_metrics(), **metrics},
-        "floor": {
-            "generated": f"{len(sets['fidelity'])} training examples",
-            "reference": "test split",
-            "memorisation_generated": f"the first {len(sets['generated'])} validation examples",
-            "memorisation_train": f"{len(train)} training examples (as the models')",
-        },
-        "versions": res.versions(),
-        "created": res.now_iso(),
-    }
-    res.write_results(path, record)
+    res.write_results(out_dir / "results.json", record)
     return record

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genbench.core.results import FLOOR_FAMILY
+
 MISSING = "—"
-FLOOR_FAMILY = "real-data"  # genbench-eval floor=true records: train split vs test split
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from genbench.evaluation.bootstrap import (
     percentile_interval,
     resample_indices,
 )
-from genbench.evaluation.fidelity import fidelity_from_features
+from genbench.evaluation.sample_metrics import fidelity_from_features
 
 LAYERS = {"fid": "f", "kid": "f", "prc": "f"}
 

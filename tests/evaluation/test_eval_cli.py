@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from genbench.core.results import read_results
+from genbench.core.settings import EvalSettings
 from genbench.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,10 +71,11 @@ def test_eval_floor_writes_train_vs_test_metrics(tmp_path):
     assert 0.5 < m["precision"] <= 1 and 0 < m["recall"] <= 1
     assert m["fid_ci"][0] < m["fid_ci"][1] and m["kid_ci"][0] < m["kid_ci"][1]
     assert 0.5 < m["density"] < 1.5 and 0.5 < m["coverage"] <= 1
-    # held-out training points are fresh draws: no copying, authentic
+    # validation points are fresh draws: no copying, authentic
     assert m["nn_copy_fraction"] < 0.1 and abs(m["ct_score"]) < 3 and m["authenticity"] > 0.3
     assert m["nn_copy_fraction_pixels"] is None  # points: no pixel space
-    assert floor["floor"]["memorisation_generated"] == "100 held-out training examples"
+    assert floor["floor"]["memorisation_generated"] == "the first 100 validation examples"
+    assert m["memorisation_num_samples"] == 100
     assert (tmp_path / "nearest_neighbours.png").exists()
 
 
@@ -93,7 +95,9 @@ def test_eval_of_an_unfinished_run_keeps_it_failed(fast_cfg):
     record["metrics"].update(train_steps=None, nll_bpd=None)
     write_results(run_dir / "results.json", record)
 
-    after = reevaluate_checkpoint(run_dir / "checkpoints" / "last.ckpt", cfg.eval)
+    after = reevaluate_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt", EvalSettings.from_mapping(cfg.eval)
+    )
     assert after["status"] == "failed" and after["error"] == "Received SIGTERM"
     assert after["metrics"]["nll_bpd"] > 0  # scored all the same
     assert read_results(run_dir / "results.json")["status"] == "failed"
@@ -117,6 +121,6 @@ def test_eval_of_the_evaluated_checkpoint_reproduces_the_run(fast_cfg):
     ckpt = run_dir / "checkpoints" / before["evaluated_checkpoint"]
     if not ckpt.exists():  # "last": the run's final weights, saved as last.ckpt
         ckpt = run_dir / "checkpoints" / "last.ckpt"
-    after = reevaluate_checkpoint(ckpt, cfg.eval)
+    after = reevaluate_checkpoint(ckpt, EvalSettings.from_mapping(cfg.eval))
     assert after["metrics"]["nll_bpd"] == before["metrics"]["nll_bpd"]
     assert after["metrics"]["nll_bpd_stderr"] == before["metrics"]["nll_bpd_stderr"]

@@ -20,7 +20,9 @@ from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
 from genbench.evaluation import extractors as ex
 from genbench.evaluation.features import TensorSamples, reference_cache_name
-from genbench.evaluation.fidelity import compute_fidelity, evaluate_samples
+from genbench.evaluation.reference import RealData
+from genbench.evaluation.sample_metrics import compute_fidelity, score_samples
+from tests.conftest import eval_settings
 
 SEED = 7
 
@@ -328,12 +330,10 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
     assert all(np.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
     assert all(np.isfinite(m[k]).all() for k in ("fid_ci", "kid_ci", "density", "coverage"))
     # the whole sample evaluation: memorisation in Inception space and in pixels
-    m = evaluate_samples(
-        dm.split("train")[0],
-        dm,
-        cache_dir=tmp_path,
+    settings = eval_settings(
+        cache_dir=str(tmp_path),
         inception_weights=str(random_inception_weights),
-        batch_size=10,
+        fidelity_batch_size=10,
         kid_subsets=2,
         isc_splits=1,
         density_coverage_k=2,
@@ -341,6 +341,7 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
         ct_cells=2,
         ct_min_generated=1,
     )
+    m = score_samples(dm.split("train")[0], RealData(dm, settings), seed=0)
     assert m["fidelity_extractor"] == "inception"
     for suffix in ("", "_pixels"):  # the samples are the training images: copies
         assert m[f"nn_copy_fraction{suffix}"] == 1.0 and m[f"authenticity{suffix}"] == 0.0
@@ -368,7 +369,7 @@ def test_class_coverage_counts_match_direct_classification():
     from genbench.data import DigitsDataModule
     from genbench.evaluation.extractors import build_classifier, load_classifier, resolve_extractor
     from genbench.evaluation.features import FeatureSet
-    from genbench.evaluation.fidelity import class_coverage
+    from genbench.evaluation.sample_metrics import class_coverage
 
     dm = DigitsDataModule()
     extractor = resolve_extractor(dm)
@@ -390,7 +391,7 @@ def test_floor_scores_validation_images_against_the_models_training_set():
     """The floor's memorisation set is real images never trained on (the validation split), as
     many as the models score, against the whole training split, as the models' samples are."""
     from genbench.data import DigitsDataModule
-    from genbench.evaluation.fidelity import floor_sets
+    from genbench.evaluation.floor import floor_sets
 
     dm = DigitsDataModule()
     sets = floor_sets(dm, num_samples=1000, memorisation_samples=300, seed=0)
@@ -407,16 +408,17 @@ def test_the_reference_cache_changes_no_metric(digits, tmp_path):
     from sklearn.cluster import KMeans
 
     from genbench.evaluation.density_coverage import density_coverage
-    from genbench.evaluation.fidelity import RealData, pixels
     from genbench.evaluation.memorisation import ct_statistic, train_neighbours
+    from genbench.evaluation.reference import pixels
 
     g = torch.Generator().manual_seed(0)
     train = digits.split("train")[0]
     noisy = (train[:400] + torch.randint(-2, 3, train[:400].shape, generator=g)).clamp(0, 16)
-    settings = dict(memorisation_samples=None, ct_cells=4, ct_min_generated=20)
-    kw = dict(cache_dir=tmp_path, bootstrap_resamples=20, kid_subsets=10, **settings)
-    cold = evaluate_samples(noisy, digits, **kw)
-    warm = evaluate_samples(noisy, digits, **kw)
+    settings = eval_settings(
+        cache_dir=str(tmp_path), ct_cells=4, bootstrap_resamples=20, kid_subsets=10
+    )
+    cold = score_samples(noisy, RealData(digits, settings), seed=0)
+    warm = score_samples(noisy, RealData(digits, settings), seed=0)  # from the file cache
     assert cold == warm
     assert (tmp_path / "fidelity" / "reference").is_dir()
 
@@ -429,7 +431,7 @@ def test_the_reference_cache_changes_no_metric(digits, tmp_path):
     td = train_neighbours(tp, tc, rp, km.labels_)[2]
     direct = ct_statistic(gd, gc, td, tc, 4, 20)
     assert cold["ct_score_pixels"] == pytest.approx(direct, rel=1e-6)
-    real = RealData(digits, cache_dir=tmp_path)
+    real = RealData(digits, settings)
     layer = real.features.layers["fid"]
     dc = density_coverage(real.features(noisy)[layer], real.test_features[layer], 5)
     assert cold["density"] == pytest.approx(dc["density"], rel=1e-6)

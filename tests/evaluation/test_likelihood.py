@@ -69,16 +69,16 @@ def test_runs_of_different_seeds_get_independent_estimator_draws_each_reproducib
     from genbench.evaluation.evaluate import evaluate
     from genbench.evaluation.likelihood import PER_EXAMPLE_NLL
     from genbench.families.build import build_model
-    from tests.conftest import compose_config
+    from tests.conftest import compose_config, eval_settings
 
     over = ["model=diffusion", "dataset=digits", "model.channels=8", "model.nll_t_samples=2"]
     cfg = compose_config(over, tmp_path)
     dm = instantiate(cfg.dataset)
     module = build_model(cfg.model, dm.spec)
-    off = dict(fidelity=False, throughput_samples=0, grid_samples=0, nll_max_batches=1)
+    off = eval_settings(fidelity=False, throughput_samples=0, grid_samples=0, nll_max_batches=1)
     per = {}
     for name, run_seed in (("a", 0), ("b", 1), ("c", 0)):
-        evaluate(module, dm, tmp_path / name, sample_seed=0, run_seed=run_seed, **off)
+        evaluate(module, dm, tmp_path / name, off, run_seed=run_seed)
         per[name] = np.load(tmp_path / name / PER_EXAMPLE_NLL)
     assert np.array_equal(per["a"], per["c"])
     assert not np.allclose(per["a"], per["b"])

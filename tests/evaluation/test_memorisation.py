@@ -15,6 +15,7 @@ from genbench.evaluation.evaluate import evaluate
 from genbench.evaluation.memorisation import authenticity, ct_score, nn_copy_fraction
 from genbench.evaluation.neighbours import nearest
 from genbench.families.base import GenerativeModule
+from tests.conftest import eval_settings
 
 
 def column(*values):
@@ -96,6 +97,8 @@ FAST = dict(
     num_samples=400,
     kid_subsets=5,
     bootstrap_resamples=50,
+    max_reference_samples=None,
+    ct_cells=10,
 )
 
 
@@ -107,8 +110,8 @@ def digits():
 def test_jittered_training_images_are_flagged_and_test_images_are_not(digits, tmp_path):
     copier = Replay(digits.spec, digits.split("train")[0], jitter=True)
     fresh = Replay(digits.spec, digits.split("test")[0], jitter=False)
-    copied = evaluate(copier, digits, tmp_path / "copier", **FAST)
-    held_out = evaluate(fresh, digits, tmp_path / "fresh", **FAST)
+    copied = evaluate(copier, digits, tmp_path / "copier", eval_settings(**FAST))
+    held_out = evaluate(fresh, digits, tmp_path / "fresh", eval_settings(**FAST))
 
     assert copied["nn_copy_fraction_pixels"] > 0.95 and copied["nn_copy_fraction"] > 0.8
     assert copied["ct_score_pixels"] < -5 and copied["ct_score"] < -5
@@ -127,7 +130,7 @@ def test_jittered_training_images_are_flagged_and_test_images_are_not(digits, tm
 def test_points_through_evaluate_have_feature_space_memorisation_only(tmp_path):
     dm = Toy2DDataModule(name="moons", num_train=1000, num_val=10, num_test=400, seed=3)
     model = Replay(dm.spec, dm.split("train")[0], jitter=False)  # exact copies
-    m = evaluate(model, dm, tmp_path, **FAST)
+    m = evaluate(model, dm, tmp_path, eval_settings(**FAST))
     assert m["fidelity_extractor"] == "coords" and m["is_mean"] is None
     assert m["nn_copy_fraction"] == 1.0 and m["authenticity"] == 0.0 and m["ct_score"] < -5
     assert all(m[f"{k}_pixels"] is None for k in ("nn_copy_fraction", "ct_score", "authenticity"))
