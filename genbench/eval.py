@@ -96,9 +96,25 @@ def current_model_config(run_dir: Path):
     return compose(config_name="train", overrides=overrides).model
 
 
+EXAMPLES = [
+    "genbench-eval ckpt=outputs/runs/RUN/checkpoints/best_step000554.ckpt eval.num_samples=5000",
+    "genbench-eval floor=true dataset=mnist dataset.root=../shared/data   (the real-data floor)",
+    "genbench-eval samples=my_samples.npz dataset=mnist name=my-model     (any model's samples)",
+]
+
+
 def main() -> None:
-    """The console script: register the config schemas, then let Hydra compose and run."""
+    """The console script: its help page, a check of the override keys, then Hydra."""
+    from genbench.cli import check_override_keys, maybe_help
+
+    maybe_help(
+        "eval",
+        "re-evaluate a checkpoint, or score the real-data floor, the "
+        "independent-pixel baseline (baseline=pixels) or samples made elsewhere.",
+        EXAMPLES,
+    )
     register()
+    check_override_keys("eval")
     _main()
 
 

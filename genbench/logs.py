@@ -5,11 +5,21 @@ from __future__ import annotations
 import logging
 import warnings
 
-NOISE = ("💡 Tip", "litlogger", "litmodels")
+# Library tips and advertisements, and lines every Trainer prints again (the FLOP probe's and the
+# run's: the job's own start line names the seed and the device instead).
+NOISE = (
+    "💡 Tip",
+    "litlogger",
+    "litmodels",
+    "Seed set to",
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+)
 
 
 class DropNoise(logging.Filter):
-    """Drop library tips and advertisements (Lightning's litlogger / litmodels lines)."""
+    """Drop library tips, advertisements and per-Trainer repeats (NOISE)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
@@ -22,6 +32,9 @@ def quiet_library_logs() -> None:
     before logging is configured, which printed every INFO line twice."""
     # A deprecation inside Lightning's own pytree helper, printed at every fit: not ours to fix.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Small data (digits: 15 batches an epoch) is below Lightning's logging interval by design:
+    # validation points come from the budget, losses are logged every log_every_n_steps steps.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     root = logging.getLogger()
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)

@@ -165,9 +165,15 @@ def run(cfg: DictConfig) -> dict:
         log.info("job %s: skipped (%s for this config)", out_dir.name, plan.record["status"])
         return plan.record
     log.info(
-        "job %s: %s",
+        "job %s: %s (seed %s, %s)",
         out_dir.name,
         f"resuming from {plan.ckpt_path}" if plan.ckpt_path else "starting",
+        cfg.seed,
+        res.device_name(
+            "cuda"
+            if cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+            else "cpu"
+        ),
     )
     write_state(out_dir, plan)
     try:

@@ -59,7 +59,10 @@ def _main(cfg: DictConfig) -> None:
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
     if not records:
-        sys.exit(f"genbench-table: no readable results under source={source!r}")
+        sys.exit(
+            f"genbench-table: no readable results under source={source!r}; give the folder a "
+            "sweep wrote (hydra.sweep.dir, e.g. outputs/benchmark/digits) or a W&B source"
+        )
     rows = aggregate(records)
     pending = unfinished(source) if "://" not in source else []
     default = Path(source) / "table" if "://" not in source else Path("outputs/table")
@@ -90,8 +93,23 @@ def _main(cfg: DictConfig) -> None:
     print("wrote: " + ", ".join(str(p) for p in written.values()))
 
 
+EXAMPLES = [
+    "genbench-table source=outputs/benchmark/digits",
+    "genbench-table source=outputs/benchmark/digits compare=[arm,vae]   (paired bits/dim)",
+    "genbench-table source=wandb://ENTITY/PROJECT out_dir=outputs/table",
+]
+
+
 def main() -> None:
-    """The console script: register the config schemas, then let Hydra compose and run."""
+    """The console script: its help page, then Hydra."""
+    from genbench.cli import maybe_help
+
+    maybe_help(
+        "table",
+        "collect runs (results.json under a folder, or W&B) and write the "
+        "comparison table (Markdown, CSV, LaTeX) and its plots.",
+        EXAMPLES,
+    )
     register()
     _main()
 

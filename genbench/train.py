@@ -37,9 +37,25 @@ def _main(cfg: DictConfig) -> float | None:
     return (record.get("best_val") or {}).get("value")
 
 
+EXAMPLES = [
+    "genbench-train model=arm dataset=digits budget=flops budget.flops=1e12",
+    "genbench-train -m model=vae,flow seed=0,1,2 budget=flops      (a sweep)",
+    "genbench-train -m +experiment=digits_benchmark                 (the digits benchmark)",
+]
+
+
 def main() -> None:
-    """The console script: register the config schemas, then let Hydra compose and run."""
+    """The console script: its help page, a check of the override keys, then Hydra."""
+    from genbench.cli import check_override_keys, maybe_help
+
+    maybe_help(
+        "train",
+        "train a generative model, evaluate it on the test split, write "
+        "results.json (one run, or a sweep with -m).",
+        EXAMPLES,
+    )
     register()
+    check_override_keys("train")
     _main()
 
 

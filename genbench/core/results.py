@@ -159,19 +159,23 @@ def machine() -> str:
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import lightning
     import torch
     import torch_fidelity
 
-    import genbench
-
+    try:
+        genbench_version = version("genbench")
+    except PackageNotFoundError:  # a source tree on the path, not installed
+        genbench_version = None
     commit, dirty = git_state()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "torch_fidelity": torch_fidelity.__version__,
-        "genbench": genbench.__version__,
+        "genbench": genbench_version,
         "git_commit": commit,
         "git_dirty": dirty,
         "machine": machine(),
