@@ -43,8 +43,8 @@ def help_page(app: str, description: str, examples: list[str]) -> str:
             lines.append("  (one callback off: callbacks.<name>=null, e.g. callbacks.ema=null)")
     lines += [
         "",
-        "Any key can be set on the command line (model.lr=1e-3, eval.num_samples=5000); print the",
-        f"composed config with `genbench-{app} --cfg job`. -m runs a sweep (model=vae,flow seed=0,1).",
+        "Any key can be set on the command line (model.lr=1e-3, eval.num_samples=5000); print",
+        f"the composed config with `genbench-{app} --cfg job`. -m runs a sweep (seed=0,1,2).",
         "Hydra's own flags: --hydra-help. Shell completion (bash): "
         f'eval "$(genbench-{app} -sc install=bash)".',
     ]
