@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval clean
+.PHONY: benchmark-scaling benchmark-scaling-publish install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,6 +57,26 @@ benchmark-publish:
 # (relative 1e-6): RUNS=model:seed,... (default: seed 1 of arm, vae, gan, flow_matching).
 verify-benchmark: install
 	$(BIN)/python scripts/verify_benchmark.py $(DOCS)/runs $(if $(RUNS),--runs $(RUNS))
+
+# Quality against training compute (issue 26): the digits benchmark's families at 3e11 and 1e12
+# FLOPs (seeds 0, 1, 2) and 1.2e13 (SCALING_TOP_SEEDS, default seed 0), plus the main
+# benchmark's 3.5e12 runs (make benchmark first: $(BENCH)), without the sampler curves; then the
+# fits, tables and plots under $(SCALING)/report. Reruns skip finished jobs.
+SCALING ?= outputs/benchmark/scaling
+SCALING_TOP_SEEDS ?= 0
+benchmark-scaling: install
+	test -d $(BENCH)/floor || { echo "make benchmark first: the 3.5e12 runs and the floor come from $(BENCH)"; exit 1; }
+	for f in 3e11 1e12; do \
+	  $(BIN)/genbench-train -m +experiment=digits_benchmark budget.flops=$$f eval.curve=null hydra.sweep.dir=$(SCALING)/flops_$$f || exit 1; \
+	done
+	$(BIN)/genbench-train -m +experiment=digits_benchmark budget.flops=1.2e13 seed=$(SCALING_TOP_SEEDS) eval.curve=null hydra.sweep.dir=$(SCALING)/flops_1.2e13
+	$(BIN)/python scripts/scaling_report.py --out $(SCALING)/report $(SCALING) $(BENCH)
+
+benchmark-scaling-publish:
+	test -f $(SCALING)/report/scaling.md || { echo "run make benchmark-scaling first"; exit 1; }
+	rm -rf docs/benchmark/scaling && mkdir -p docs/benchmark/scaling
+	cp $(SCALING)/report/* docs/benchmark/scaling/
+	$(BIN)/python -c "from pathlib import Path; from genbench.table import export_runs; export_runs(Path('$(SCALING)'), Path('docs/benchmark/scaling/runs'))"
 
 # MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed, 3e13 FLOPs, the
 # floor and the independent-pixel baseline; table under $(MNIST_BENCH)/table;
