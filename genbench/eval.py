@@ -51,26 +51,32 @@ def _evaluate(cfg: DictConfig) -> None:
     limit_threads(cfg.hardware.get("threads"))
     settings = EvalSettings.from_mapping(cfg.eval)
     out_dir = Path(cfg.output_dir)
+    gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
+    device = "cuda" if gpu else "cpu"
     if cfg.floor:
         path = out_dir / "floor.json"
-        record = write_floor(instantiate(cfg.dataset), settings, path, cfg.dataset_name)
+        dm = instantiate(cfg.dataset)
+        record = write_floor(dm, settings, path, cfg.dataset_name, device)
     elif cfg.baseline:
         path = out_dir / "results.json"
         dm = instantiate(cfg.dataset)
-        record = write_baseline(cfg.baseline, dm, settings, out_dir, cfg.dataset_name)
+        record = write_baseline(
+            cfg.baseline, dm, settings, out_dir, cfg.dataset_name, device=device
+        )
     elif cfg.samples:
         path = out_dir / "results.json"
         dm = instantiate(cfg.dataset)
-        record = write_external(cfg.samples, dm, settings, out_dir, cfg.dataset_name, cfg.name)
+        record = write_external(
+            cfg.samples, dm, settings, out_dir, cfg.dataset_name, cfg.name, device
+        )
     elif cfg.ckpt:
-        gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
         run_dir = run_dir_of(cfg.ckpt)
         path = run_dir / "results.json"
         record = reevaluate_checkpoint(
             cfg.ckpt,
             settings,
             out_dir,
-            "cuda" if gpu else "cpu",
+            device,
             model_now=current_model_config(run_dir),
             model_overrides=cfg.model,
         )

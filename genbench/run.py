@@ -1,4 +1,5 @@
-"""One run: compose -> instantiate -> fit -> evaluate -> write results.json (DESIGN.md)."""
+"""One run: compose -> instantiate -> fit -> evaluate -> write results.json
+(docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -5,16 +5,18 @@
 #
 #   scripts/gpu_mnist_benchmark.sh [OUT_DIR] [FLOPS]
 #     OUT_DIR   where runs, floor and table go (default outputs/benchmark/mnist-gpu)
-#     FLOPS     training FLOPs per family (default 2e15)
+#     FLOPS     training FLOPs per family (default 5e14: the 7 trainings side by side in ~5 min
+#               on an H200, the evaluations one at a time in ~4; see docs/benchmark/mnist-gpu)
 #   env: DATA (default ../shared/data: MNIST/raw under it), PY (default python3),
 #        HW (default gpu; cpu rehearses the script), EXTRA / EVAL_EXTRA (more overrides for
 #        training / evaluation, e.g. EXTRA="dataset.num_train=512" for a rehearsal), EXTRA_<model>
 #        (overrides for one family's training, e.g. EXTRA_ebm="model.ais_temps=[5,10,20]"),
 #        MODELS (default: every family),
-#        PARALLEL=1 trains and evaluates the families side by side on the one GPU (small models
+#        PARALLEL=1 (default) trains the families side by side on the one GPU (small models
 #        leave it idle; the FLOP budget, not the wall clock, bounds training, so this changes no
-#        number but train_time_s and eval_time_s). samples/s is always measured one family at a
-#        time, with the GPU to itself, before the rest of the evaluation.
+#        number but train_time_s), each with TRAIN_THREADS CPU threads (cores / 7); samples/s
+#        is measured one family at a time, then the evaluations run one at a time with
+#        EVAL_THREADS (all cores).
 #        TRAIN_TIMEOUT (seconds, default none): stop training there; a run cut short is listed
 #        as unfinished by the table.
 #
@@ -23,10 +25,15 @@
 # these sizes a step is bound by kernel launches, not by matrix throughput.
 set -euo pipefail
 OUT_DIR=${1:-${OUT_DIR:-outputs/benchmark/mnist-gpu}}
-FLOPS=${2:-${FLOPS:-2e15}}
+FLOPS=${2:-${FLOPS:-5e14}}
 DATA=${DATA:-../shared/data}
 PY=${PY:-python3}
-PARALLEL=${PARALLEL:-0}
+PARALLEL=${PARALLEL:-1}
+CORES=$(nproc)
+# Thread pools (torch, BLAS, OpenMP) per process: the side-by-side trainings share the cores;
+# each evaluation runs alone and takes them all.
+TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / 7 > 1 ? CORES / 7 : 1 ))}
+EVAL_THREADS=${EVAL_THREADS:-$CORES}
 HW=${HW:-gpu}
 read -r -a extra <<< "${EXTRA:-}"
 read -r -a eval_extra <<< "${EVAL_EXTRA:-}"
@@ -34,8 +41,9 @@ read -r -a MODELS <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}"
 mkdir -p "$OUT_DIR/runs" "$OUT_DIR/floor" "$OUT_DIR/table"
 
 common=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" hardware.precision=32-true
-        hardware.num_workers=0 budget=flops "budget.flops=$FLOPS" seed=0 logger=none
-        "experiment_name=mnist_$HW" callbacks=quiet "${extra[@]}")
+        hardware.num_workers=0 "hardware.threads=$TRAIN_THREADS" budget=flops
+        "budget.flops=$FLOPS" seed=0 logger=none "experiment_name=mnist_$HW" callbacks=quiet
+        "${extra[@]}")
 
 train() {  # model -> runs/<model>: training only (the evaluation passes follow)
   local own="EXTRA_$1" model_extra
@@ -62,7 +70,8 @@ evaluate() {  # model, then overrides -> updates runs/<model>/results.json
   shift
   ckpt=$(best "$m")
   if [ -z "$ckpt" ]; then echo "$m: no best checkpoint (see runs/$m.train.log)"; return 0; fi
-  "$PY" -m genbench.eval "ckpt=$ckpt" "hardware=$HW" "$@" "${eval_extra[@]}" \
+  "$PY" -m genbench.eval "ckpt=$ckpt" "hardware=$HW" "hardware.threads=$EVAL_THREADS" "$@" \
+    "${eval_extra[@]}" \
     "hydra.run.dir=$OUT_DIR/runs/$m" >> "$OUT_DIR/runs/$m.eval.log" 2>&1 \
     || echo "$m: evaluation failed (see runs/$m.eval.log)"
 }
@@ -76,16 +85,21 @@ done
 echo "samples/s, one family at a time: $(( $(date +%s) - t )) s"
 
 # Everything else (test NLL, 5000 samples' FID/KID/IS/PR/density/coverage with intervals,
-# memorisation, class coverage) and the real-data floor: side by side when PARALLEL=1, keeping
-# the samples/s measured above (eval.throughput_samples=0 measures nothing).
+# memorisation, class coverage), one family at a time with every core (the first fills the
+# reference cache: test->train neighbours, k-means cells, radii), keeping the samples/s measured
+# above (eval.throughput_samples=0 measures nothing); then the real-data floor and the
+# independent-pixel baseline.
 t=$(date +%s)
 full=(eval.num_samples=5000 eval.fidelity_batch_size=512 eval.throughput_samples=0)
-"$PY" -m genbench.eval floor=true dataset=mnist "dataset.root=$DATA" eval.num_samples=5000 \
-  "${eval_extra[@]}" "hydra.run.dir=$OUT_DIR/floor" > "$OUT_DIR/floor.log" 2>&1 &
 for m in "${MODELS[@]}"; do
-  if [ "$PARALLEL" = 1 ]; then evaluate "$m" "${full[@]}" & else evaluate "$m" "${full[@]}"; fi
+  s=$(date +%s); evaluate "$m" "${full[@]}"; echo "  $m: $(( $(date +%s) - s )) s"
 done
-wait
+data=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" "hardware.threads=$EVAL_THREADS"
+      "${full[@]}")
+"$PY" -m genbench.eval floor=true "${data[@]}" "${eval_extra[@]}" \
+  "hydra.run.dir=$OUT_DIR/floor" > "$OUT_DIR/floor.log" 2>&1 || echo "floor failed"
+"$PY" -m genbench.eval baseline=pixels "${data[@]}" "${eval_extra[@]}" \
+  "hydra.run.dir=$OUT_DIR/pixel_histogram" > "$OUT_DIR/pixels.log" 2>&1 || echo "baseline failed"
 echo "evaluation: $(( $(date +%s) - t )) s"
 
 "$PY" -m genbench.table "source=$OUT_DIR" "out_dir=$OUT_DIR/table" > "$OUT_DIR/table.log" 2>&1

@@ -1,4 +1,4 @@
-"""results.json: one self-describing record per run, written atomically (DESIGN.md)."""
+"""results.json: one self-describing record per run, written atomically (docs/architecture.md)."""
 
 from __future__ import annotations
 

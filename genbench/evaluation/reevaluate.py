@@ -122,14 +122,20 @@ def reevaluate_checkpoint(
     return record
 
 
-def write_floor(datamodule, settings: EvalSettings, path: str | Path, dataset_name: str) -> dict:
+def write_floor(
+    datamodule,
+    settings: EvalSettings,
+    path: str | Path,
+    dataset_name: str,
+    device: str | torch.device = "cpu",
+) -> dict:
     """The real-data floor written as a results-like JSON: every sample metric with real
     examples in place of samples (floor.floor_sets: training examples for fidelity against the
     test split, validation examples for memorisation against the training split), and
     nearest_neighbours.png (16 of those validation examples beside their nearest training
     examples)."""
     seed = evaluation_seed(settings.sample_seed, 0)
-    real = RealData(datamodule, settings)
+    real = RealData(datamodule, settings, device)
     metrics, sets = score_floor(real, seed)
     save_nearest_neighbours(
         sets["generated"][:16],
@@ -157,6 +163,7 @@ def write_baseline(
     out_dir: str | Path,
     dataset_name: str,
     smoothing: float = 0.1,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Fit the baseline `name` (BASELINES; "pixels": IndependentPixels, counts + `smoothing`)
     on the training split, evaluate it as a trained family is evaluated, and write
@@ -164,7 +171,7 @@ def write_baseline(
     if name not in BASELINES:
         raise ValueError(f"baseline={name!r}; valid: {', '.join(BASELINES)}")
     train = datamodule.split("train")[0]
-    module = IndependentPixels(datamodule.spec, smoothing).fit(train)
+    module = IndependentPixels(datamodule.spec, smoothing).to(device).fit(train)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -190,6 +197,7 @@ def write_external(
     out_dir: str | Path,
     dataset_name: str,
     name: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Score samples made elsewhere (external.load_samples) with every sample metric, against
     the same references as the trained families, and write out_dir/results.json (family
@@ -205,7 +213,7 @@ def write_external(
     generated = generated[: settings.num_samples]
     seed = evaluation_seed(settings.sample_seed, 0)
     start = time.perf_counter()
-    real = RealData(datamodule, settings)
+    real = RealData(datamodule, settings, device)
     metrics = score_samples(generated, real, seed)
     metrics["eval_time_s"] = time.perf_counter() - start
     out_dir = Path(out_dir)

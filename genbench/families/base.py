@@ -1,4 +1,5 @@
-"""GenerativeModule: the one interface evaluation, logging and tables rely on (DESIGN.md)."""
+"""GenerativeModule: the one interface evaluation, logging and tables rely on
+(docs/architecture.md)."""
 
 from __future__ import annotations
 
