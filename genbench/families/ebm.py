@@ -46,6 +46,7 @@ class EBM(GenerativeModule):
         reinit_prob: float,
         alpha: float,
         lr: float,
+        betas: tuple[float, float],
         grad_clip: float,
         points_margin: float,
         quadrature_n: int,
@@ -69,7 +70,7 @@ class EBM(GenerativeModule):
             # Per-pixel level counts of the training split (+1 smoothing): the base q.
             self.register_buffer("level_counts", torch.ones(s.num_dims, s.num_levels))
         else:
-            self.energy = MLPEnergy(s.num_dims, points_hidden, 3)
+            self.energy = MLPEnergy(s.num_dims, points_hidden, 3, spectral_norm=False)
         # The support's corners: the cube (images); the data's box, +-inf until data is seen.
         self.register_buffer("data_lo", torch.full((s.num_dims,), -1.0 if s.is_image else math.inf))
         self.register_buffer("data_hi", -self.data_lo)
@@ -266,4 +267,5 @@ class EBM(GenerativeModule):
         self.replay, self._rng = state.get("replay", torch.empty(0)), state.get("rng")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.energy.parameters(), lr=self.hparams.lr, betas=(0.0, 0.999))
+        hp = self.hparams
+        return torch.optim.Adam(self.energy.parameters(), lr=hp.lr, betas=tuple(hp.betas))

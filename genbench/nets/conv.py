@@ -18,7 +18,7 @@ def num_halvings(size: int, min_size: int = 4) -> int:
 class ConvEncoder(nn.Module):
     """(B, C, H, W) -> (B, out_dim): conv blocks halving H, W down to ~4, then a linear map."""
 
-    def __init__(self, in_channels: int, image_size: int, out_dim: int, hidden: int = 64):
+    def __init__(self, in_channels: int, image_size: int, out_dim: int, hidden: int):
         super().__init__()
         n = num_halvings(image_size)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, hidden, 3, padding=1), nn.SiLU()]
@@ -42,7 +42,7 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """(B, in_dim) -> (B, out_channels, H, W): the mirror image of ConvEncoder."""
 
-    def __init__(self, in_dim: int, image_size: int, out_channels: int, hidden: int = 64):
+    def __init__(self, in_dim: int, image_size: int, out_channels: int, hidden: int):
         super().__init__()
         n = num_halvings(image_size)
         self.base = image_size // 2**n

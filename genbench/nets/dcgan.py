@@ -12,7 +12,7 @@ from genbench.nets.mlp import ScalarMLP, maybe_spectral_norm
 class DCGANGenerator(nn.Module):
     """(B, latent_dim) -> (B, C, H, W) in [-1, 1]: linear to ~4x4, then stride-2 upsampling."""
 
-    def __init__(self, latent_dim: int, out_channels: int, image_size: int, hidden: int = 64):
+    def __init__(self, latent_dim: int, out_channels: int, image_size: int, hidden: int):
         super().__init__()
         n = num_halvings(image_size)
         self.base = image_size // 2**n
@@ -75,7 +75,7 @@ class DCGANDiscriminator(nn.Module):
 class MLPDiscriminator(ScalarMLP):
     """(B, D) -> (B,) critic for points: LeakyReLU(0.2) hidden layers."""
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, spectral_norm: bool = False):
+    def __init__(self, dim: int, hidden: int, layers: int, spectral_norm: bool):
         super().__init__(dim, hidden, layers, spectral_norm, act=_LeakyReLU)
 
 

@@ -18,7 +18,7 @@ class ConvEnergy(nn.Module):
         self,
         in_channels: int,
         image_size: int,
-        hidden: int = 64,
+        hidden: int,
         spectral_norm: bool = False,
         zero_init: bool = False,
     ):
@@ -54,5 +54,5 @@ class ConvEnergy(nn.Module):
 class MLPEnergy(ScalarMLP):
     """(B, D) -> (B,) energy for points: SiLU hidden layers (smooth, for SGLD)."""
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, spectral_norm: bool = False):
+    def __init__(self, dim: int, hidden: int, layers: int, spectral_norm: bool):
         super().__init__(dim, hidden, layers, spectral_norm, act=nn.SiLU)

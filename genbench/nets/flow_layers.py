@@ -234,7 +234,7 @@ class MultiScaleFlow(nn.Module):
 class PointFlow(nn.Module):
     """RealNVP for vectors: `layers` x [actnorm, coupling with alternating masks], N(0, I) base."""
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 8, net_layers: int = 2):
+    def __init__(self, dim: int, hidden: int, layers: int, net_layers: int):
         super().__init__()
         mods: list[nn.Module] = []
         for k in range(layers):

@@ -55,7 +55,7 @@ class GatedBlock(nn.Module):
     """
 
     def __init__(
-        self, in_ch: int, hidden: int, kernel: int, groups: int, first: bool, dropout: float = 0.0
+        self, in_ch: int, hidden: int, kernel: int, groups: int, first: bool, dropout: float
     ):
         super().__init__()
         self.drop = nn.Dropout(dropout)  # per feature, so it respects the causal masks
@@ -87,11 +87,11 @@ class GatedPixelCNN(nn.Module):
         self,
         in_channels: int,
         num_params: int,
-        hidden: int = 64,
-        layers: int = 6,
-        kernel: int = 5,
-        out_hidden: int = 128,
-        dropout: float = 0.0,
+        hidden: int,
+        layers: int,
+        kernel: int,
+        out_hidden: int,
+        dropout: float,
     ):
         super().__init__()
         c = in_channels
@@ -127,7 +127,7 @@ class GatedPixelCNN(nn.Module):
 class MADE(nn.Module):
     """Masked MLP (Germain et al., 2015): (B, D) -> (B, P, D), output d sees inputs < d only."""
 
-    def __init__(self, dim: int, num_params: int, hidden: int = 256, layers: int = 3):
+    def __init__(self, dim: int, num_params: int, hidden: int, layers: int):
         super().__init__()
         self.dim, self.p = dim, num_params
         # Hidden unit degrees cycle over 0..D-2 (a unit of degree k sees inputs 0..k).

@@ -77,13 +77,13 @@ class UNet(nn.Module):
         self,
         in_channels: int,
         image_size: int,
-        out_channels: int | None = None,
-        channels: int = 64,
-        channel_mult: Sequence[int] = (1, 2),
-        num_res_blocks: int = 2,
-        attention_resolutions: Sequence[int] = (4,),
-        dropout: float = 0.1,
-        num_heads: int = 4,
+        out_channels: int | None,
+        channels: int,
+        channel_mult: Sequence[int],
+        num_res_blocks: int,
+        attention_resolutions: Sequence[int],
+        dropout: float,
+        num_heads: int,
     ):
         super().__init__()
         out_channels = out_channels or in_channels
@@ -156,7 +156,7 @@ class UNet(nn.Module):
 class TimeMLP(nn.Module):
     """Residual MLP denoiser for points: x (B, D), t (B,) -> (B, D)."""
 
-    def __init__(self, dim: int, hidden: int = 256, num_blocks: int = 3, dropout: float = 0.0):
+    def __init__(self, dim: int, hidden: int, num_blocks: int, dropout: float):
         super().__init__()
         self.hidden = hidden
         self.time_embed = nn.Sequential(

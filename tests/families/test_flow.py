@@ -194,7 +194,7 @@ def test_flow_moons_beats_gaussian_and_integrates_to_one(tmp_path):
 
 def test_point_flow_inverts():
     torch.manual_seed(0)
-    flow = _randomise(PointFlow(2, hidden=16, layers=4)).double().eval()
+    flow = _randomise(PointFlow(2, hidden=16, layers=4, net_layers=2)).double().eval()
     x = torch.randn(5, 2, dtype=torch.double)
     z, _ = flow.flow(x)
     assert torch.allclose(flow.inverse(z), x, atol=1e-5)

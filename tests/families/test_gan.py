@@ -18,7 +18,7 @@ from tests.families.helpers import build, fit
 
 def test_gradient_penalty_matches_direct_computation():
     torch.manual_seed(0)
-    critic = MLPDiscriminator(2, hidden=16)
+    critic = MLPDiscriminator(2, hidden=16, layers=3, spectral_norm=False)
     real, fake = torch.randn(6, 2), torch.randn(6, 2)
     eps = torch.rand(6, 1)
     got = gradient_penalty(critic, real, fake, eps)
