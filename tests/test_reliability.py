@@ -101,7 +101,7 @@ def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
             "-m",
             "model=vae",
             "dataset=moons",
-            "model.lr=1e-3,1e30",
+            "model.optimizer.lr=1e-3,1e30",
             "trainer=fast",
             "eval=fast",
             "logger=none",

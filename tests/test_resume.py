@@ -236,7 +236,7 @@ def test_rerun_skips_final_jobs_and_a_changed_config_is_a_new_job(tmp_path):
     again = run(_cfg(tmp_path, "job", "model=vae"))
     assert again == read_results(path) and path.stat().st_mtime_ns == stamp  # skipped
     assert again["config_hash"] == first["config_hash"]
-    changed = run(_cfg(tmp_path, "job", "model=vae", "model.lr=0.002"))
+    changed = run(_cfg(tmp_path, "job", "model=vae", "model.optimizer.lr=0.002"))
     assert changed["config_hash"] != first["config_hash"]
     (old,) = (tmp_path / "job" / "superseded").iterdir()  # the old job's files, kept
     assert read_results(old / "results.json")["config_hash"] == first["config_hash"]

@@ -114,11 +114,10 @@ def ct_score(
 ) -> float | None:
     """C_T of generated (N, F) vs test (M, F) samples with `num_cells` k-means cells of the
     training set (L, F)."""
-    ref = train_reference(test, train, num_cells, seed)
-    gen_cells = assign_cells(gen, ref.centers)
-    gen_d = train_neighbours(gen, gen_cells, train, ref.train_cells.numpy())[2]
-    test_d, test_cells = ref.test_cell_dist.numpy(), ref.test_cells.numpy()
-    return ct_statistic(gen_d, gen_cells, test_d, test_cells, len(ref.centers), min_generated)
+    m = memorisation_metrics(
+        gen, test, train, ct_cells=num_cells, ct_min_generated=min_generated, seed=seed
+    )
+    return m["ct_score"]
 
 
 def authenticity(gen_dist: torch.Tensor, gen_index: torch.Tensor, train: torch.Tensor) -> float:

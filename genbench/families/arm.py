@@ -37,9 +37,8 @@ class ARM(GenerativeModule):
         points_hidden: int,
         points_layers: int,
         points_mixtures: int,
-        lr: float,
-        weight_decay: float,
-        lr_decay_steps: int,
+        optimizer: dict,
+        scheduler: dict | None,
         sampler: str,
     ):
         super().__init__(spec)
@@ -148,12 +147,3 @@ class ARM(GenerativeModule):
         loss = nll.mean()
         self.log("train/nll_bpd", self.nats_to_bpd(nll).mean(), batch_size=len(x))
         return loss
-
-    def configure_optimizers(self):
-        opt = torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        if self.hparams.lr_decay_steps <= 0:
-            return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.hparams.lr_decay_steps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

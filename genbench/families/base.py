@@ -69,6 +69,20 @@ class GenerativeModule(L.LightningModule):
         cycles): 1, except where a family alternates, e.g. the GAN's d_steps."""
         return 1
 
+    def configure_optimizers(self):
+        """The optimiser and (optional) step-wise schedule of the model config: `optimizer` (a
+        config with _target_, e.g. torch.optim.Adam, and its arguments but the parameters) over
+        every parameter, `scheduler` (null, or a config with _target_ and its arguments but the
+        optimiser). Families with several optimisers (the GAN) override this."""
+        from hydra.utils import instantiate
+
+        hp = self.hparams
+        opt = instantiate(hp.optimizer, params=self.parameters())
+        if not hp.get("scheduler"):
+            return opt
+        sched = instantiate(hp.scheduler, optimizer=opt)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
     def nll_diagnostics(self) -> dict:
         """Extra results.json metrics about how the NLL was estimated (e.g. an AIS ladder)."""
         return {}

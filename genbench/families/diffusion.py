@@ -54,17 +54,11 @@ class Diffusion(GenerativeModule):
         nll_t_samples: int | None,
         nll_t_proposal: str,
         val_t_samples: int,
-        channels: int,
-        channel_mult: tuple[int, ...],
-        num_res_blocks: int,
-        attention_resolutions: tuple[int, ...],
-        num_heads: int,
-        dropout: float,
+        unet: dict,
         points_hidden: int,
         points_blocks: int,
-        lr: float,
-        weight_decay: float,
-        warmup_steps: int,
+        optimizer: dict,
+        scheduler: dict | None,
     ):
         super().__init__(spec)
         s = self.spec
@@ -78,17 +72,7 @@ class Diffusion(GenerativeModule):
         )
         if s.is_image:
             c, h, _ = s.shape
-            self.net = UNet(
-                c,
-                h,
-                channels=channels,
-                channel_mult=tuple(channel_mult),
-                num_res_blocks=num_res_blocks,
-                attention_resolutions=tuple(attention_resolutions),
-                dropout=dropout,
-                num_heads=num_heads,
-                out_channels=parameterisation.out_channels(c),
-            )
+            self.net = UNet(c, h, out_channels=parameterisation.out_channels(c), **unet)
         else:
             self.net = TimeMLP(s.num_dims, points_hidden, points_blocks, dropout=0.0)
         self.sampler: Sampler = self.make_sampler(sampler, sampling_steps or num_steps)
@@ -151,13 +135,3 @@ class Diffusion(GenerativeModule):
         loss = self.diffusion.training_loss(self.net, x0, t, torch.randn_like(x0), x).mean()
         self.log("train/loss", loss, batch_size=len(x0))
         return loss
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.warmup_steps <= 0:
-            return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / hp.warmup_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -45,8 +45,7 @@ class EBM(GenerativeModule):
         buffer_size: int,
         reinit_prob: float,
         alpha: float,
-        lr: float,
-        betas: tuple[float, float],
+        optimizer: dict,
         grad_clip: float,
         points_margin: float,
         quadrature_n: int,
@@ -66,7 +65,9 @@ class EBM(GenerativeModule):
         s = self.spec
         if s.is_image:
             # The residual energy: zero at init, so the model starts exactly at the base.
-            self.energy = ConvEnergy(s.shape[0], s.shape[1], hidden, zero_init=True)
+            self.energy = ConvEnergy(
+                s.shape[0], s.shape[1], hidden, spectral_norm=False, zero_init=True
+            )
             # Per-pixel level counts of the training split (+1 smoothing): the base q.
             self.register_buffer("level_counts", torch.ones(s.num_dims, s.num_levels))
         else:
@@ -265,7 +266,3 @@ class EBM(GenerativeModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ebm", {})
         self.replay, self._rng = state.get("replay", torch.empty(0)), state.get("rng")
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return torch.optim.Adam(self.energy.parameters(), lr=hp.lr, betas=tuple(hp.betas))

@@ -35,8 +35,7 @@ class Flow(GenerativeModule):
         points_hidden: int,
         points_layers: int,
         points_net_layers: int,
-        lr: float,
-        weight_decay: float,
+        optimizer: dict,
         grad_clip: float,
     ):
         super().__init__(spec)
@@ -118,8 +117,3 @@ class Flow(GenerativeModule):
         clip = gradient_clip_val or self.hparams.grad_clip
         if clip:
             torch.nn.utils.clip_grad_norm_(self.parameters(), clip)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )

@@ -56,17 +56,11 @@ class FlowMatching(GenerativeModule):
         val_exact_max_dims: int,
         t_sampling: str,
         time_scale: float,
-        channels: int,
-        channel_mult: tuple[int, ...],
-        num_res_blocks: int,
-        attention_resolutions: tuple[int, ...],
-        num_heads: int,
-        dropout: float,
+        unet: dict,
         points_hidden: int,
         points_blocks: int,
-        lr: float,
-        weight_decay: float,
-        warmup_steps: int,
+        optimizer: dict,
+        scheduler: dict | None,
     ):
         super().__init__(spec)
         for key, name in (("solver", solver), ("nll_solver", nll_solver)):
@@ -79,16 +73,7 @@ class FlowMatching(GenerativeModule):
         s = self.spec
         if s.is_image:
             c, h, _ = s.shape
-            self.net = UNet(
-                c,
-                h,
-                channels=channels,
-                channel_mult=tuple(channel_mult),
-                num_res_blocks=num_res_blocks,
-                attention_resolutions=tuple(attention_resolutions),
-                dropout=dropout,
-                num_heads=num_heads,
-            )
+            self.net = UNet(c, h, out_channels=c, **unet)
         else:
             self.net = TimeMLP(s.num_dims, points_hidden, points_blocks, dropout=0.0)
             self.nll_kind = "exact"
@@ -176,13 +161,3 @@ class FlowMatching(GenerativeModule):
         loss = self.training_loss(x).mean()
         self.log("train/loss", loss, batch_size=len(x))
         return loss
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        if hp.warmup_steps <= 0:
-            return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / hp.warmup_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

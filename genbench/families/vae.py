@@ -33,8 +33,7 @@ class VAE(GenerativeModule):
         iw_samples: int,
         iw_chunk: int,
         kl_warmup_steps: int,
-        lr: float,
-        weight_decay: float,
+        optimizer: dict,
     ):
         super().__init__(spec)
         self.latent_dim, self.iw_samples, self.iw_chunk = latent_dim, iw_samples, iw_chunk
@@ -125,8 +124,3 @@ class VAE(GenerativeModule):
             batch_size=len(x),
         )
         return loss
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )

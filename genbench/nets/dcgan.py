@@ -46,9 +46,7 @@ class DCGANDiscriminator(nn.Module):
     normalisation of every layer is an option.
     """
 
-    def __init__(
-        self, in_channels: int, image_size: int, hidden: int = 64, spectral_norm: bool = False
-    ):
+    def __init__(self, in_channels: int, image_size: int, hidden: int, spectral_norm: bool):
         super().__init__()
         n = num_halvings(image_size)
         layers: list[nn.Module] = [

@@ -34,7 +34,7 @@ class CategoricalHead:
 class DiscretizedLogisticMixtureHead:
     """PixelCNN++'s discretized logistic mixture on the grid of K levels in [-1, 1]: P = 3M."""
 
-    def __init__(self, num_levels: int, num_mixtures: int = 5):
+    def __init__(self, num_levels: int, num_mixtures: int):
         self.num_levels = num_levels
         self.num_mixtures = num_mixtures
         self.num_params = 3 * num_mixtures

@@ -19,8 +19,8 @@ class ConvEnergy(nn.Module):
         in_channels: int,
         image_size: int,
         hidden: int,
-        spectral_norm: bool = False,
-        zero_init: bool = False,
+        spectral_norm: bool,
+        zero_init: bool,
     ):
         super().__init__()
         n = num_halvings(image_size)

@@ -172,11 +172,11 @@ class MultiScaleFlow(nn.Module):
     def __init__(
         self,
         shape: tuple[int, int, int],
-        hidden: int = 64,
-        depth: int = 1,
-        num_scales: int = 2,
-        steps: int = 4,
-        checkerboard_steps: int = 2,
+        hidden: int,
+        depth: int,
+        num_scales: int,
+        steps: int,
+        checkerboard_steps: int,
     ):
         super().__init__()
         c, h, w = shape

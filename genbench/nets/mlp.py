@@ -43,9 +43,9 @@ class ScalarMLP(nn.Module):
     def __init__(
         self,
         dim: int,
-        hidden: int = 128,
-        layers: int = 3,
-        spectral_norm: bool = False,
+        hidden: int,
+        layers: int,
+        spectral_norm: bool,
         act: type[nn.Module] = nn.SiLU,
     ):
         super().__init__()

@@ -71,7 +71,7 @@ def test_runs_of_different_seeds_get_independent_estimator_draws_each_reproducib
     from genbench.families.build import build_model
     from tests.conftest import compose_config, eval_settings
 
-    over = ["model=diffusion", "dataset=digits", "model.channels=8", "model.nll_t_samples=2"]
+    over = ["model=diffusion", "dataset=digits", "model.unet.channels=8", "model.nll_t_samples=2"]
     cfg = compose_config(over, tmp_path)
     dm = instantiate(cfg.dataset)
     module = build_model(cfg.model, dm.spec)

@@ -73,7 +73,7 @@ def test_bound_decreases_on_moons(tmp_path):
 
 def test_digits_trains_beats_uniform_and_state_round_trips(tmp_path):
     L.seed_everything(0)
-    over = ("model.num_steps=200", "model.channels=16", "model.nll_t_samples=20")
+    over = ("model.num_steps=200", "model.unet.channels=16", "model.nll_t_samples=20")
     module, dm = _build(tmp_path, "digits", *over)
     x, y = dm.split("test")
     before = _bound_bpd(module, (x, y), 20)

@@ -167,7 +167,7 @@ def test_resume_from_a_step_checkpoint_is_bit_for_bit(tmp_path):
 
 def test_divergence_is_recorded_with_its_step(fast_cfg):
     # An absurd learning rate: Adam moves every weight by ~1e30, the next energies overflow.
-    cfg = fast_cfg("model=ebm", "dataset=moons", "model.lr=1e30", "model.sgld_steps=2")
+    cfg = fast_cfg("model=ebm", "dataset=moons", "model.optimizer.lr=1e30", "model.sgld_steps=2")
     record = run(cfg)
     rec = read_results(Path(cfg.paths.output_dir) / "results.json")
     assert record["status"] == rec["status"] == "diverged"

@@ -90,7 +90,7 @@ def test_layer_inverts_and_logdet_matches_autograd(make, shape):
 
 def test_multiscale_flow_inverts_and_logdet_matches_autograd():
     torch.manual_seed(0)
-    flow = MultiScaleFlow((1, 4, 4), hidden=8, num_scales=2, steps=2, checkerboard_steps=2)
+    flow = MultiScaleFlow((1, 4, 4), hidden=8, depth=1, num_scales=2, steps=2, checkerboard_steps=2)
     x = torch.randn(3, 1, 4, 4, dtype=torch.double)
     flow = _randomise(flow.double()).eval()
     zs, logdet = flow.encode(x)

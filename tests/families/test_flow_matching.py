@@ -20,7 +20,7 @@ from tests.conftest import compose_config
 from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
 from tests.families.test_arm import _grid_mass
 
-SMALL_UNET = ["model.channels=16", "model.attention_resolutions=[]"]
+SMALL_UNET = ["model.unet.channels=16", "model.unet.attention_resolutions=[]"]
 
 
 @pytest.fixture(autouse=True)
