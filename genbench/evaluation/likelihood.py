@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 from torchmetrics import Metric
 
 from genbench.core.atomic import atomic_write
+from genbench.core.progress import Progress
 from genbench.maths.distributions import bits_per_dim
 
 # Per-example test bits/dim, in the test split's order, saved beside results.json.
@@ -96,12 +97,16 @@ def evaluate_nll(module, loader, max_batches: int | None = None, seed: int = 0) 
 def _evaluate_nll(module, loader, max_batches: int | None) -> dict:
     metric = BitsPerDim(module.spec.num_dims).to(module.device)
     per_example = []
-    for i, (x, y) in enumerate(shard_for_rank(loader)):
+    shard = shard_for_rank(loader)
+    total = len(shard) if max_batches is None else min(max_batches, len(shard))
+    progress = Progress("test NLL", total, "batches")
+    for i, (x, y) in enumerate(shard):
         if max_batches is not None and i >= max_batches:
             break
         nll = module.nll((x.to(module.device), y.to(module.device)))
         metric.update(nll)
         per_example.append(bits_per_dim(nll.detach().double().cpu(), module.spec.num_dims))
+        progress(i + 1)
     out = metric.compute()
     # An error shared by all examples (e.g. an estimated log Z) does not average out.
     shared = bits_per_dim(torch.tensor(module.shared_nll_stderr_nats()), module.spec.num_dims)

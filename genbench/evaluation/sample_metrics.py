@@ -19,6 +19,7 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from genbench.core.progress import Progress
 from genbench.core.results import FIDELITY_KEYS
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.bootstrap import (
@@ -154,9 +155,12 @@ def compute_fidelity(
 @torch.inference_mode()
 def _draw(module, n: int, batch_size: int, seed: int) -> list[torch.Tensor]:
     gen = torch.Generator(device=module.device).manual_seed(seed)
-    return [
-        module.sample(min(batch_size, n - i), generator=gen).cpu() for i in range(0, n, batch_size)
-    ]
+    progress = Progress("sampling", n, "samples")
+    out = []
+    for i in range(0, n, batch_size):
+        out.append(module.sample(min(batch_size, n - i), generator=gen).cpu())
+        progress(min(n, i + batch_size))
+    return out
 
 
 def generate(module, n: int, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
