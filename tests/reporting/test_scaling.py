@@ -65,7 +65,8 @@ def test_a_tiny_budget_grid_end_to_end_and_its_rerun_skips_every_job(tmp_path):
     first = sweep(tmp_path / "runs")
     assert first.returncode == 0, first.stderr[-2000:]
     again = sweep(tmp_path / "runs")
-    assert again.returncode == 0 and again.stderr.count("skipped (completed") == 12
+    log = again.stdout + again.stderr
+    assert again.returncode == 0 and log.count("skipped (completed") == 12
     records, problems = collect(str(tmp_path / "runs"))
     assert not problems and len(records) == 12
     out = write_report(records, tmp_path / "report", resamples=20)

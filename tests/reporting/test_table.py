@@ -172,7 +172,7 @@ def test_table_cli_prints_table_and_reports_skips(sweep_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| family | model | dataset | seeds |" in proc.stdout
     assert (
-        "Provenance: genbench" in proc.stdout
+        "Provenance: trained by genbench" in proc.stdout
         and "Budget per run: 6e+09 training FLOPs" in proc.stdout
     )
     assert "skipped:" in proc.stderr and "zz_bad" in proc.stderr
@@ -272,7 +272,7 @@ def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_p
     assert ("line", "curve/nfe", "['curve/fid']") in kinds
     assert ("media", None, "['samples', 'nearest_neighbours']") in kinds
     text = "\n".join(b.get("text", "") for b in spec["blocks"])
-    assert "Provenance: genbench" in text and "| vae | vae | moons |" in text
+    assert "Provenance: trained by genbench" in text and "| vae | vae | moons |" in text
     # The spec maps onto real wandb-workspaces objects (validated by its own classes; saving
     # them needs a login, which `genbench-report` does).
     report = build_report(spec)
