@@ -72,7 +72,11 @@ def check_override_keys(config_name: str, argv: list[str] | None = None) -> None
     choices, dotted = [], []
     for a in args:
         key, value = a.split("=", 1)
-        if key.startswith(("+", "~", "hydra.")) or key.startswith("hydra/"):
+        if key.startswith(("~", "hydra.", "hydra/", "+hydra")):
+            continue
+        if key.startswith("+"):  # +experiment=... is a choice; +model.x=... adds a key
+            if "." not in key and "," not in value and "(" not in value:
+                choices.append(a)
             continue
         if "." in key:
             dotted.append(key)

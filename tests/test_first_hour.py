@@ -48,6 +48,18 @@ def test_a_misspelt_key_names_the_nearest_valid_one():
     )
 
 
+def test_keys_are_checked_against_the_experiment_a_command_appends(capsys):
+    """+experiment=... picks the data set: its keys are valid (make benchmark-mnist's
+    dataset.root), and a misspelt one is named against that data set's keys."""
+    from genbench.cli import check_override_keys
+
+    check_override_keys("train", ["-m", "+experiment=mnist_cpu_benchmark", "dataset.root=x"])
+    with pytest.raises(SystemExit) as stop:
+        check_override_keys("train", ["+experiment=mnist_cpu_benchmark", "dataset.rot=x"])
+    assert stop.value.code == 2
+    assert "did you mean dataset.root?" in capsys.readouterr().err
+
+
 def test_eval_of_a_missing_checkpoint_is_one_line(tmp_path):
     out = cli("eval", f"ckpt={tmp_path / 'none.ckpt'}")
     assert out.returncode == 1
