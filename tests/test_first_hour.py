@@ -104,6 +104,7 @@ def test_a_run_ends_with_one_summary_line_and_readable_files(tmp_path):
     assert "FID " in line and "samples/s" in line and line.endswith(f"{tmp_path}/results.json")
     log = (tmp_path / "train.log").read_text()
     assert log.count("Seed set to") == 0 and log.count("GPU available") == 0
+    assert "weights_only" not in log  # Lightning's line at every last.ckpt write
     assert (tmp_path / "results.json").stat().st_mode & 0o044  # readable by group and others
 
 

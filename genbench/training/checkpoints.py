@@ -89,7 +89,7 @@ class LastCheckpoint(Checkpoint):
             or self._saved_at == trainer.global_step
         ):
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # full state; and no log line
         self._saved_at = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
