@@ -198,7 +198,11 @@ def footer(rows: list[dict]) -> list[str]:
     runs = [r for row in rows if row["family"] != FLOOR_FAMILY for r in row["records"]]
     if not runs:
         return []
-    cfgs = [r.get("config") or {} for r in runs]
+    # Budget, validation, checkpoint rule, EMA and seeds describe the trained runs; a baseline
+    # fitted in closed form or samples made elsewhere have none of them (listed apart).
+    trained = [r for r in runs if not (r.get("baseline") or r.get("external"))] or runs
+    references = [r for r in runs if r.get("baseline") or r.get("external")]
+    cfgs = [r.get("config") or {} for r in trained]
 
     def budget(c: dict) -> str:
         b = c.get("budget") or {}
@@ -215,7 +219,7 @@ def footer(rows: list[dict]) -> list[str]:
         e = (c.get("callbacks") or {}).get("ema")
         return f"EMA decay {e.get('decay')} (all families)" if e else "no EMA"
 
-    seeds = sorted({r["seed"] for r in runs})
+    seeds = sorted({r["seed"] for r in trained})
     versions = [r.get("versions") or {} for r in runs]
     # The code that evaluated a run: its re-evaluation's where it was re-evaluated.
     evaluated_by = [r.get("reevaluated_with") or r.get("versions") or {} for r in runs]
@@ -244,6 +248,21 @@ def footer(rows: list[dict]) -> list[str]:
         f"{_distinct(v.get('machine') for v in versions)}; device "
         f"{_distinct(r.get('device') for r in runs)}.",
     ]
+    if references:
+        lines.append(
+            "Not trained under the budget: "
+            + "; ".join(
+                f"{r['model']} ("
+                + (
+                    (r.get("baseline") or {}).get("fitted")
+                    or f"{(r.get('external') or {}).get('count')} samples from "
+                    f"{(r.get('external') or {}).get('samples')}"
+                )
+                + ")"
+                for r in references
+            )
+            + "."
+        )
     if any(row["log_z_unconverged"] for row in rows):
         lines.append(
             "≥ …†: the AIS ladder reached its longest schedule and its last doubling still moved "

@@ -75,3 +75,20 @@ def test_the_footer_names_the_commits_that_trained_and_that_evaluated():
     md = to_markdown(aggregate([rec, fresh]))
     assert "trained by genbench aaaaaaaaaa (clean)" in md
     assert "evaluated by genbench aaaaaaaaaa (clean), bbbbbbbbbb (clean)" in md
+
+
+def test_the_footer_describes_trained_runs_and_lists_a_baseline_apart():
+    """A baseline fitted in closed form has no budget, EMA or validations: the footer's protocol
+    lines are the trained runs' alone, and the baseline is named with how it was fitted."""
+    arm = record("arm", 0, nll_bpd=1.4)
+    arm["config"]["callbacks"] = {"ema": {"decay": 0.999}}
+    pixels = record("pixel-histogram", 0, nll_bpd=1.64, train_flops=0)
+    pixels["config"] = None
+    pixels["baseline"] = {"fitted": "per-pixel level counts of the 55000 training images + 0.1"}
+    md = to_markdown(aggregate([arm, pixels]))
+    assert "Budget per run: 1e+12 training FLOPs (forward + backward, PyTorch's counter);" in md
+    assert "Weights: EMA decay 0.999 (all families). Seeds: 0." in md
+    assert (
+        "Not trained under the budget: pixel-histogram (per-pixel level counts of the 55000 "
+        "training images + 0.1)." in md
+    )
