@@ -26,6 +26,12 @@ def test_diffusion_curve_scores_each_sampler_and_matches_the_main_evaluation(fas
     # The main evaluation's sampler (DDIM-50) on the same noise: the same FID, to the bit.
     assert m["sampler"] == "DDIM-50" and points[2]["fid"] == m["fid"]
     assert points[0]["fid"] != points[2]["fid"]
+    # Paired differences from the module's own sampler on the same noise: zero against itself
+    # (every resample too), and this setting's FID minus the main one's otherwise.
+    assert points[2]["fid_diff"] == 0.0 and list(points[2]["fid_diff_ci"]) == [0.0, 0.0]
+    assert points[0]["fid_diff"] == pytest.approx(points[0]["fid"] - m["fid"], rel=1e-12)
+    lo, hi = points[0]["fid_diff_ci"]
+    assert lo < hi and all(p["baseline"] == "DDIM-50" for p in points)
     # The module itself still samples with its own sampler afterwards.
 
 
