@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 from omegaconf import OmegaConf
 
 from genbench.core.results import read_results
@@ -124,3 +126,44 @@ def test_eval_of_the_evaluated_checkpoint_reproduces_the_run(fast_cfg):
     after = reevaluate_checkpoint(ckpt, EvalSettings.from_mapping(cfg.eval))
     assert after["metrics"]["nll_bpd"] == before["metrics"]["nll_bpd"]
     assert after["metrics"]["nll_bpd_stderr"] == before["metrics"]["nll_bpd_stderr"]
+
+
+def test_eval_with_an_estimator_setting_changes_only_the_nll_and_records_it(fast_cfg, tmp_path):
+    """+model.iw_samples=64 at evaluation: the VAE trained with the ELBO (1 sample) is scored by
+    IWAE-64, which is tighter (lower) on average; the change is recorded, every sample metric is
+    the run's own to the bit, and a key the run's model lacks is refused in one line."""
+    cfg = fast_cfg("model=vae", "dataset=digits", "eval.num_samples=64", "model.iw_samples=1")
+    run_dir = Path(cfg.paths.output_dir)
+    before = run(cfg)["metrics"]
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    genbench_eval(
+        f"ckpt={ckpt}",
+        "eval=fast",
+        "eval.num_samples=64",
+        "+model.iw_samples=64",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+    after = read_results(run_dir / "results.json")
+    elbo = np.load(run_dir / "test_nll_bpd.npy")
+    iwae = np.load(tmp_path / "eval" / "test_nll_bpd.npy")
+    diff = iwae - elbo  # the same test images: a paired difference
+    assert diff.mean() < -3 * diff.std() / np.sqrt(len(diff))  # IWAE-64 is tighter (about 8 se)
+    assert after["eval_model_changes"] == {"iw_samples": 64}
+    m = after["metrics"]
+    assert m["nll_bpd"] == pytest.approx(float(iwae.mean()), rel=1e-9)
+    for key in ("fid", "fid_ci", "kid_mean", "precision", "recall", "coverage", "ct_score"):
+        assert m[key] == before[key], key
+    out = subprocess.run(
+        [sys.executable, "-m", "genbench.eval", f"ckpt={ckpt}", "eval=fast", "+model.iw_sample=8"]
+        + [f"hydra.run.dir={tmp_path / 'bad'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    (line,) = out.stderr.strip().splitlines()
+    assert "model.iw_sample is not a key of the run's model; valid:" in line
+    assert "iw_samples" in line
