@@ -5,7 +5,7 @@
 set -euo pipefail
 BEFORE=${1:?usage: scripts/bench_eval.sh BEFORE SAMPLES.npy}
 SAMPLES=$(realpath "${2:?usage: scripts/bench_eval.sh BEFORE SAMPLES.npy}")
-PY=$(realpath "${PY:-.venv/bin/python}")
+PY=$(realpath -s "${PY:-.venv/bin/python}")  # -s: a venv's python is a link to the base one
 ROOT=$(realpath "${MNIST_ROOT:-../shared/data}")
 HERE=$(pwd)
 work=$(mktemp -d)

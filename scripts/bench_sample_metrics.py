@@ -39,7 +39,9 @@ SETTINGS = dict(  # conf/eval/default.yaml's sample-metric settings, as both ver
 def datamodule(name: str, root: str):
     from genbench.data import DigitsDataModule, MNISTDataModule
 
-    return MNISTDataModule(root=root, num_val=5000) if name == "mnist" else DigitsDataModule()
+    if name == "mnist":  # as conf/dataset/mnist.yaml builds it
+        return MNISTDataModule(root=root, download=False, num_val=5000)
+    return DigitsDataModule()
 
 
 def scorer(dm, cache: str, seed: int):
