@@ -200,8 +200,8 @@ def footer(rows: list[dict]) -> list[str]:
         return []
     # Budget, validation, checkpoint rule, EMA and seeds describe the trained runs; a baseline
     # fitted in closed form or samples made elsewhere have none of them (listed apart).
-    trained = [r for r in runs if not (r.get("baseline") or r.get("external"))] or runs
-    references = [r for r in runs if r.get("baseline") or r.get("external")]
+    references = {r["model"]: _untrained_source(r) for r in runs if _untrained_source(r)}
+    trained = [r for r in runs if not _untrained_source(r)] or runs
     cfgs = [r.get("config") or {} for r in trained]
 
     def budget(c: dict) -> str:
@@ -249,20 +249,8 @@ def footer(rows: list[dict]) -> list[str]:
         f"{_distinct(r.get('device') for r in runs)}.",
     ]
     if references:
-        lines.append(
-            "Not trained under the budget: "
-            + "; ".join(
-                f"{r['model']} ("
-                + (
-                    (r.get("baseline") or {}).get("fitted")
-                    or f"{(r.get('external') or {}).get('count')} samples from "
-                    f"{(r.get('external') or {}).get('samples')}"
-                )
-                + ")"
-                for r in references
-            )
-            + "."
-        )
+        listed = "; ".join(f"{model} ({source})" for model, source in references.items())
+        lines.append(f"Not trained under the budget: {listed}.")
     if any(row["log_z_unconverged"] for row in rows):
         lines.append(
             "≥ …†: the AIS ladder reached its longest schedule and its last doubling still moved "
@@ -271,6 +259,17 @@ def footer(rows: list[dict]) -> list[str]:
             "bounds."
         )
     return lines
+
+
+def _untrained_source(record: dict) -> str | None:
+    """How a row not trained under the budget was made (a fitted baseline, samples made
+    elsewhere), or None for a trained run."""
+    if record.get("baseline"):
+        return record["baseline"].get("fitted")
+    if record.get("external"):
+        ext = record["external"]
+        return f"{ext.get('count')} samples from {ext.get('samples')}"
+    return None
 
 
 def _commits(versions: list[dict]) -> str:
