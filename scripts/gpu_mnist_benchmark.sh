@@ -11,14 +11,18 @@
 #        HW (default gpu; cpu rehearses the script), EXTRA / EVAL_EXTRA (more overrides for
 #        training / evaluation, e.g. EXTRA="dataset.num_train=512" for a rehearsal), EXTRA_<model>
 #        (overrides for one family's training, e.g. EXTRA_ebm="model.ais_temps=[5,10,20]"),
-#        MODELS (default: every family),
+#        MODELS (default: every family), SKIP_TRAINING=1 (evaluate the runs already under
+#        OUT_DIR/runs again, e.g. after a call that ran out of time),
 #        PARALLEL=1 (default) trains the families side by side on the one GPU (small models
 #        leave it idle; the FLOP budget, not the wall clock, bounds training, so this changes no
 #        number but train_time_s), each with TRAIN_THREADS CPU threads (cores / 7); samples/s
 #        is measured one family at a time, then the evaluations run one at a time with
 #        EVAL_THREADS (all cores).
 #        TRAIN_TIMEOUT (seconds, default none): stop training there; a run cut short is listed
-#        as unfinished by the table.
+#        as unfinished by the table. EVAL_TIMEOUT (seconds, default none): the most one family's
+#        evaluation may take; DEADLINE (seconds from the start, default none): no evaluation
+#        starts after it and a running one is stopped there (the table is built from what
+#        finished, so a call on a lent machine always returns a table).
 #
 # Precision: fp32 (hardware=gpu hardware.precision=32-true) for every family: bf16 has not been
 # validated here for the flow's log-determinants, the EBM's AIS or the bits/dim bounds, and at
@@ -54,7 +58,9 @@ train() {  # model -> runs/<model>: training only (the evaluation passes follow)
 }
 
 start=$(date +%s)
-if [ "$PARALLEL" = 1 ]; then
+if [ -n "${SKIP_TRAINING:-}" ]; then
+  echo "training: skipped (SKIP_TRAINING: the runs under $OUT_DIR/runs are evaluated again)"
+elif [ "$PARALLEL" = 1 ]; then
   for m in "${MODELS[@]}"; do train "$m" & done
   wait
 else
@@ -70,36 +76,42 @@ evaluate() {  # model, then overrides -> updates runs/<model>/results.json
   shift
   ckpt=$(best "$m")
   if [ -z "$ckpt" ]; then echo "$m: no best checkpoint (see runs/$m.train.log)"; return 0; fi
-  "$PY" -m genbench.eval "ckpt=$ckpt" "hardware=$HW" "hardware.threads=$EVAL_THREADS" "$@" \
+  local limit
+  limit=$(left)
+  ${limit:+timeout "$limit"} "$PY" -m genbench.eval "ckpt=$ckpt" "hardware=$HW" \
+    "hardware.threads=$EVAL_THREADS" "$@" \
     "${eval_extra[@]}" \
     "hydra.run.dir=$OUT_DIR/runs/$m" >> "$OUT_DIR/runs/$m.eval.log" 2>&1 \
     || echo "$m: evaluation failed (see runs/$m.eval.log)"
 }
 
-# Sampling speed first, one family at a time, so each has the GPU to itself.
+# The evaluation, one family at a time with the GPU and every core to itself: test NLL, samples/s (2048
+# samples, batch 512, after two warm-up batches), 5000 samples' FID/KID/IS/PR/density/coverage
+# with intervals, memorisation, class coverage; the real-data floor and the
+# independent-pixel baseline go first (cheap, and the first fills the reference cache).
+left() {  # seconds to DEADLINE, capped by EVAL_TIMEOUT ("" when neither is set)
+  local l=${EVAL_TIMEOUT:-}
+  if [ -n "${DEADLINE:-}" ]; then
+    local d=$(( start + DEADLINE - $(date +%s) ))
+    if [ "$d" -lt 1 ]; then d=1; fi
+    if [ -z "$l" ] || [ "$d" -lt "$l" ]; then l=$d; fi
+  fi
+  echo "$l"
+}
 t=$(date +%s)
-for m in "${MODELS[@]}"; do
-  evaluate "$m" eval.nll=false eval.fidelity=false eval.grid_samples=0 \
-    eval.throughput_samples=2048 eval.throughput_batch_size=512 eval.throughput_warmup_batches=2
-done
-echo "samples/s, one family at a time: $(( $(date +%s) - t )) s"
-
-# Everything else (test NLL, 5000 samples' FID/KID/IS/PR/density/coverage with intervals,
-# memorisation, class coverage), one family at a time with every core (the first fills the
-# reference cache: test->train neighbours, k-means cells, radii), keeping the samples/s measured
-# above (eval.throughput_samples=0 measures nothing); then the real-data floor and the
-# independent-pixel baseline.
-t=$(date +%s)
-full=(eval.num_samples=5000 eval.fidelity_batch_size=512 eval.throughput_samples=0)
+full=(eval.num_samples=5000 eval.fidelity_batch_size=512 eval.throughput_samples=2048
+      eval.throughput_batch_size=512 eval.throughput_warmup_batches=2)
+data=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" "hardware.threads=$EVAL_THREADS"
+      "${full[@]}")
+limit=$(left)
+${limit:+timeout "$limit"} "$PY" -m genbench.eval floor=true "${data[@]}" "${eval_extra[@]}" \
+  "hydra.run.dir=$OUT_DIR/floor" > "$OUT_DIR/floor.log" 2>&1 || echo "floor failed"
+limit=$(left)
+${limit:+timeout "$limit"} "$PY" -m genbench.eval baseline=pixels "${data[@]}" "${eval_extra[@]}" \
+  "hydra.run.dir=$OUT_DIR/pixel_histogram" > "$OUT_DIR/pixels.log" 2>&1 || echo "baseline failed"
 for m in "${MODELS[@]}"; do
   s=$(date +%s); evaluate "$m" "${full[@]}"; echo "  $m: $(( $(date +%s) - s )) s"
 done
-data=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" "hardware.threads=$EVAL_THREADS"
-      "${full[@]}")
-"$PY" -m genbench.eval floor=true "${data[@]}" "${eval_extra[@]}" \
-  "hydra.run.dir=$OUT_DIR/floor" > "$OUT_DIR/floor.log" 2>&1 || echo "floor failed"
-"$PY" -m genbench.eval baseline=pixels "${data[@]}" "${eval_extra[@]}" \
-  "hydra.run.dir=$OUT_DIR/pixel_histogram" > "$OUT_DIR/pixels.log" 2>&1 || echo "baseline failed"
 echo "evaluation: $(( $(date +%s) - t )) s"
 
 "$PY" -m genbench.table "source=$OUT_DIR" "out_dir=$OUT_DIR/table" > "$OUT_DIR/table.log" 2>&1

@@ -146,34 +146,55 @@ def train_classifier(
         raise ValueError("the classifier feature extractor needs class labels for every example")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        torch.manual_seed(seed)
-        arch = {
-            "in_channels": int(x.shape[1]),
-            "num_classes": int(y.max()) + 1,
-            "width": width,
-            "feature_dim": feature_dim,
-        }
-        net = SmallCNN(**arch)
-        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-        steps = epochs * -(-len(x) // batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        gen = torch.Generator().manual_seed(seed)
-        xu = _to_unit(x, num_levels)
-        net.train()
-        for _ in range(epochs):
-            perm = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), batch_size):
-                idx = perm[i : i + batch_size]
-                _, logits = net(_shift(xu[idx], gen, max_shift))
-                loss = F.cross_entropy(logits, y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-        net.eval()
-    finally:
-        torch.set_num_threads(threads)
+    # Its own RNG state and autograd on: a first use can come inside a run's validation (the
+    # validation FID), which runs in inference mode and must not reseed the run's global RNG.
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
+        try:
+            return _train_classifier(
+                x.clone(),
+                y.clone(),
+                num_levels,
+                epochs,
+                seed,
+                batch_size,
+                lr,
+                weight_decay,
+                max_shift,
+                width,
+                feature_dim,
+            )
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _train_classifier(
+    x, y, num_levels, epochs, seed, batch_size, lr, weight_decay, max_shift, width, feature_dim
+) -> dict:
+    torch.manual_seed(seed)
+    arch = {
+        "in_channels": int(x.shape[1]),
+        "num_classes": int(y.max()) + 1,
+        "width": width,
+        "feature_dim": feature_dim,
+    }
+    net = SmallCNN(**arch)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * -(-len(x) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    xu = _to_unit(x, num_levels)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i : i + batch_size]
+            _, logits = net(_shift(xu[idx], gen, max_shift))
+            loss = F.cross_entropy(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
     arch["num_levels"] = int(num_levels)
     meta = {"seed": seed, "epochs": epochs, "train_data_hash": tensor_hash(x), "num_train": len(x)}
     return {"arch": arch, "state_dict": net.state_dict(), "meta": meta}

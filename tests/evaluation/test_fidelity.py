@@ -274,6 +274,21 @@ def _quick(train):
     return few_epochs
 
 
+def test_a_first_use_inside_a_validation_trains_the_classifier_and_leaves_the_rng(tmp_path):
+    """The GAN's validation FID can be the first use of a data set's classifier: it is trained
+    there, in inference mode (a MNIST subset's GAN failed with 'does not require grad'), and the
+    run's global RNG is what it was (the training that follows draws the same noise)."""
+    x, y = SmallDigits().split("train")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with torch.inference_mode():
+        ckpt = ex.train_classifier(x, y, 17, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+    outside = ex.train_classifier(x, y, 17, epochs=1)
+    assert ex.classifier_hash(ckpt) == ex.classifier_hash(outside)
+
+
 class RandomRGB(TensorDataModule):
     """Five random 3x16x16 8-bit images per split: a stand-in for natural images."""
 
