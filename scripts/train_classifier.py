@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from genbench.data import DigitsDataModule, MNISTDataModule
-from genbench.evaluation.extractors import (
+from genbench.evaluation.classifier import (
     ASSETS,
     classifier_accuracy,
     classifier_hash,

@@ -9,6 +9,7 @@ computed once and never reused after the data or the extractor's weights change.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -20,10 +21,16 @@ from torch_fidelity.utils import (
     get_featuresdict_from_dataset,
 )
 
-from genbench.evaluation.extractors import Extractor, safe_name, tensor_hash
+from genbench.core.hashing import tensor_hash
+from genbench.evaluation.extractors import Extractor
 
 # torch-fidelity's metric names: Inception Score, FID, KID, precision/recall.
 METRICS = ("isc", "fid", "kid", "prc")
+
+
+def safe_name(text: str) -> str:
+    """A cache-file-safe version of a data set name."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text)
 
 
 class TensorSamples(Dataset):

@@ -6,7 +6,8 @@ import os
 
 import torch
 
-from genbench.evaluation.extractors import build_classifier, load_classifier, resolve_extractor
+from genbench.evaluation.classifier import build_classifier, load_classifier
+from genbench.evaluation.extractors import resolve_extractor
 
 
 @torch.no_grad()

@@ -22,7 +22,8 @@ from torch_fidelity.utils import cache_lookup_one_recompute_on_miss
 from genbench.core.atomic import atomic_write
 from genbench.core.results import MEMORISATION_KEYS, PIXEL_MEMORISATION_KEYS
 from genbench.core.settings import EvalSettings
-from genbench.evaluation.extractors import classifier_accuracy, load_classifier, resolve_extractor
+from genbench.evaluation.classifier import classifier_accuracy, load_classifier
+from genbench.evaluation.extractors import resolve_extractor
 from genbench.evaluation.features import FeatureSet, reference_cache_name
 from genbench.evaluation.memorisation import TrainReference, memorisation_metrics, train_reference
 from genbench.evaluation.neighbours import kth_neighbour_radius

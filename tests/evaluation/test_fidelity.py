@@ -16,9 +16,12 @@ from scipy import linalg
 from scipy.spatial.distance import cdist
 from scipy.special import log_softmax, softmax
 
+from genbench.core.hashing import file_hash, tensor_hash
 from genbench.core.spec import DataSpec
 from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
+from genbench.evaluation import classifier as clf
 from genbench.evaluation import extractors as ex
+from genbench.evaluation import inception
 from genbench.evaluation.features import TensorSamples, reference_cache_name
 from genbench.evaluation.reference import RealData
 from genbench.evaluation.sample_metrics import compute_fidelity, score_samples
@@ -38,7 +41,7 @@ def classifier(digits):
 
 
 def classifier_features(extractor, x):
-    net, k = ex.build_classifier(ex.load_classifier(extractor.weights_path))
+    net, k = clf.build_classifier(clf.load_classifier(extractor.weights_path))
     with torch.no_grad():
         f, logits = net(x.float() / (k - 1))
     return f.double().numpy(), logits.double().numpy()
@@ -214,11 +217,11 @@ def test_reference_statistics_are_cached_and_keyed_by_weights(digits, classifier
     assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen)  # reference from cache
     assert [f.stat().st_mtime_ns for f in files] == mtimes and second == first
 
-    ckpt = ex.load_classifier(classifier.weights_path)  # "retrained": other weights, other key
+    ckpt = clf.load_classifier(classifier.weights_path)  # "retrained": other weights, other key
     ckpt["state_dict"]["head.bias"] = ckpt["state_dict"]["head.bias"] + 0.5
-    ex.save_classifier(ckpt, tmp_path / "other.pt")
+    clf.save_classifier(ckpt, tmp_path / "other.pt")
     other = ex.Extractor(
-        "classifier", ex.CLASSIFIER_NAME, str(tmp_path / "other.pt"), ex.classifier_hash(ckpt), 17
+        "classifier", ex.CLASSIFIER_NAME, str(tmp_path / "other.pt"), clf.classifier_hash(ckpt), 17
     )
     other_name = reference_cache_name("digits", "test", real, other)
     assert other_name != name
@@ -229,19 +232,19 @@ def test_reference_statistics_are_cached_and_keyed_by_weights(digits, classifier
 
 
 def test_shipped_digits_classifier_matches_its_record(digits):
-    path = ex.ASSETS / "digits_classifier.pt"
-    ckpt = ex.load_classifier(path)
+    path = clf.ASSETS / "digits_classifier.pt"
+    ckpt = clf.load_classifier(path)
     assert path.stat().st_size < 400_000
-    assert ckpt["meta"]["train_data_hash"] == ex.tensor_hash(digits.split("train")[0])
-    acc = ex.classifier_accuracy(ckpt, *digits.split("test"))
+    assert ckpt["meta"]["train_data_hash"] == tensor_hash(digits.split("train")[0])
+    acc = clf.classifier_accuracy(ckpt, *digits.split("test"))
     assert acc >= 0.97 and acc == pytest.approx(ckpt["meta"]["test_accuracy"])
 
 
 @pytest.mark.slow
 def test_digits_classifier_retrains_bit_for_bit(digits):
-    ckpt = ex.train_classifier(*digits.split("train"), 17, seed=0)
-    shipped = ex.load_classifier(ex.ASSETS / "digits_classifier.pt")
-    assert ex.classifier_hash(ckpt) == ex.classifier_hash(shipped)
+    ckpt = clf.train_classifier(*digits.split("train"), 17, seed=0)
+    shipped = clf.load_classifier(clf.ASSETS / "digits_classifier.pt")
+    assert clf.classifier_hash(ckpt) == clf.classifier_hash(shipped)
 
 
 class SmallDigits(DigitsDataModule):
@@ -257,12 +260,13 @@ class SmallDigits(DigitsDataModule):
 
 
 def test_classifier_trained_on_first_use_and_cached(tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "train_classifier", _quick(ex.train_classifier))
+    monkeypatch.setattr(clf, "train_classifier", _quick(clf.train_classifier))
     dm = SmallDigits()
-    path = ex.classifier_weights(dm, tmp_path)
+    path = clf.classifier_weights(dm, tmp_path)
     assert path.parent == tmp_path / "classifiers" and path.is_file()
+    assert clf.load_classifier(path)["meta"]["epochs"] == 3  # trained by the patched function
     mtime = path.stat().st_mtime_ns
-    assert ex.classifier_weights(dm, tmp_path) == path and path.stat().st_mtime_ns == mtime
+    assert clf.classifier_weights(dm, tmp_path) == path and path.stat().st_mtime_ns == mtime
     extractor = ex.resolve_extractor(dm, tmp_path)
     assert extractor.weights_path == str(path) and extractor.has_logits
 
@@ -283,10 +287,10 @@ def test_a_first_use_inside_a_validation_trains_the_classifier_and_leaves_the_rn
     expected = torch.rand(3)
     torch.manual_seed(123)
     with torch.inference_mode():
-        ckpt = ex.train_classifier(x, y, 17, epochs=1)
+        ckpt = clf.train_classifier(x, y, 17, epochs=1)
     assert torch.equal(torch.rand(3), expected)
-    outside = ex.train_classifier(x, y, 17, epochs=1)
-    assert ex.classifier_hash(ckpt) == ex.classifier_hash(outside)
+    outside = clf.train_classifier(x, y, 17, epochs=1)
+    assert clf.classifier_hash(ckpt) == clf.classifier_hash(outside)
 
 
 class RandomRGB(TensorDataModule):
@@ -325,7 +329,7 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
     dm = RandomRGB()
     assert dm.feature_extractor == "inception"
     extractor = ex.resolve_extractor(dm, tmp_path, inception_path=random_inception_weights)
-    assert extractor.name == "inception-v3-compat" and extractor.weights_hash == ex.file_hash(
+    assert extractor.name == "inception-v3-compat" and extractor.weights_hash == file_hash(
         random_inception_weights
     )
     x = extractor.prepare(dm.split("test")[0])
@@ -365,24 +369,25 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
 def test_missing_inception_weights_say_which_file_goes_where(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError) as e:
-        ex.inception_weights(None, download=False)
+        inception.inception_weights(None, download=False)
     msg = str(e.value)
-    assert "\n" not in msg and str(ex.inception_hub_path()) in msg
+    assert "\n" not in msg and str(inception.inception_hub_path()) in msg
     assert "weights-inception-2015-12-05-6726825d.pth" in msg and "eval.inception_weights" in msg
     with pytest.raises(FileNotFoundError, match="eval.inception_weights"):
-        ex.inception_weights(tmp_path / "nope.pth")
+        inception.inception_weights(tmp_path / "nope.pth")
 
 
 def test_grayscale_levels_map_to_uint8_rgb():
     x = torch.tensor([0, 8, 16]).view(3, 1, 1, 1)
-    out = ex.to_inception_input(x, 17)
+    out = inception.to_inception_input(x, 17)
     assert out.shape == (3, 3, 1, 1) and out[:, 0].flatten().tolist() == [0, 128, 255]
 
 
 def test_class_coverage_counts_match_direct_classification():
     """Class counts from the logits the features hold equal the classifier run directly."""
     from genbench.data import DigitsDataModule
-    from genbench.evaluation.extractors import build_classifier, load_classifier, resolve_extractor
+    from genbench.evaluation.classifier import build_classifier, load_classifier
+    from genbench.evaluation.extractors import resolve_extractor
     from genbench.evaluation.features import FeatureSet
     from genbench.evaluation.sample_metrics import class_coverage
 
