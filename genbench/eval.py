@@ -79,6 +79,7 @@ def _evaluate(cfg: DictConfig) -> None:
             device,
             model_now=current_model_config(run_dir),
             model_overrides=cfg.model,
+            data_root=cfg.data_root,
         )
     else:
         raise ValueError(

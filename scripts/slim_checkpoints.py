@@ -4,8 +4,10 @@ checkpoint reduced to the weights `genbench-eval ckpt=...` loads (the averaged w
 
     python scripts/slim_checkpoints.py SOURCE DEST
 
-SOURCE holds runs/<family>/ (scripts/gpu_mnist_benchmark.sh's layout); DEST gets
-runs/<family>/{.hydra/config.yaml, results.json, checkpoints/best_step*.ckpt}. A lent GPU's call
+Every run folder under SOURCE (a folder with .hydra/config.yaml, at any depth: a sweep, or
+scripts/gpu_mnist_benchmark.sh's runs/<family>/) is copied to the same place under DEST with
+.hydra/config.yaml, results.json and the checkpoint its results.json names as evaluated (else
+its newest best_step*.ckpt). A lent GPU's call
 returns these so that an evaluation the call had no time for can be run on another machine:
 `genbench-eval ckpt=DEST/runs/<family>/checkpoints/best_step....ckpt` gives the metrics the full
 checkpoint would (tests/evaluation/test_eval_cli.py checks a slim checkpoint evaluates alike).
@@ -14,6 +16,7 @@ checkpoint would (tests/evaluation/test_eval_cli.py checks a slim checkpoint eva
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -28,23 +31,37 @@ def slim(ckpt: Path, dest: Path) -> int:
     return dest.stat().st_size
 
 
+def checkpoint_of(run: Path) -> Path | None:
+    """The checkpoint the run evaluated (results.json's evaluated_checkpoint), else its best."""
+    results = run / "results.json"
+    if results.is_file():
+        name = json.loads(results.read_text()).get("evaluated_checkpoint")
+        if name and (run / "checkpoints" / name).is_file():
+            return run / "checkpoints" / name
+    best = sorted(run.glob("checkpoints/best_step*.ckpt"))
+    return best[-1] if best else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("dest", type=Path)
     args = parser.parse_args()
-    for run in sorted(p for p in (args.source / "runs").iterdir() if p.is_dir()):
-        best = sorted(run.glob("checkpoints/best_step*.ckpt"))
-        if not best:
-            print(f"{run.name}: no best checkpoint")
+    runs = sorted(p.parent.parent for p in args.source.rglob(".hydra/config.yaml"))
+    if not runs:
+        raise SystemExit(f"no run folders (with .hydra/config.yaml) under {args.source}")
+    for run in runs:
+        ckpt = checkpoint_of(run)
+        if ckpt is None:
+            print(f"{run}: no evaluated or best checkpoint")
             continue
-        out = args.dest / "runs" / run.name
-        size = slim(best[-1], out / "checkpoints" / best[-1].name)
+        out = args.dest / run.relative_to(args.source)
+        size = slim(ckpt, out / "checkpoints" / ckpt.name)
         for name in (".hydra/config.yaml", "results.json"):
             if (run / name).is_file():
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(run / name, out / name)
-        print(f"{run.name}: {best[-1].name} -> {size / 1e6:.1f} MB")
+        print(f"{run.relative_to(args.source)}: {ckpt.name} -> {size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def reevaluate_checkpoint(
     device: str | torch.device = "cpu",
     model_now: DictConfig | dict | None = None,
     model_overrides: DictConfig | dict | None = None,
+    data_root: str | Path | None = None,
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate on
     `device`, and update the run's results.json atomically (metrics not recomputed keep their
@@ -86,6 +87,13 @@ def reevaluate_checkpoint(
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    if data_root is not None:  # the same data, found elsewhere on this machine
+        if "root" not in run_cfg.dataset:
+            raise ValueError(
+                f"data_root={data_root}: the run's data set ({run_cfg.dataset._target_}) "
+                "reads no files; valid: data_root=null"
+            )
+        run_cfg.dataset.root = str(Path(data_root).expanduser())
     datamodule = instantiate(run_cfg.dataset)
     model_cfg, changed = evaluation_model_config(run_cfg.model, model_now, model_overrides)
     module = build_model(OmegaConf.create(model_cfg), datamodule.spec)

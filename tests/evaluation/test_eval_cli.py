@@ -167,3 +167,72 @@ def test_eval_with_an_estimator_setting_changes_only_the_nll_and_records_it(fast
     (line,) = out.stderr.strip().splitlines()
     assert "model.iw_sample is not a key of the run's model; valid:" in line
     assert "iw_samples" in line
+
+
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
+
+
+@pytest.mark.skipif(
+    not SHARED_MNIST.is_dir(),
+    reason=f"the real MNIST files are not at {SHARED_MNIST} (a clone without ../shared)",
+)
+def test_a_run_moved_to_another_machine_is_evaluated_from_its_slim_checkpoint(fast_cfg, tmp_path):
+    """A lent GPU's call returns each run's config and its best weights alone
+    (scripts/slim_checkpoints.py), and the data lives elsewhere on the machine that evaluates
+    them: `genbench-eval ckpt=<slim> data_root=<here>` gives the metrics the full checkpoint
+    gives where the run was trained; without data_root the missing data is named in one line."""
+    trained_at = tmp_path / "gpu_machine_data"
+    (trained_at / "MNIST").mkdir(parents=True)
+    (trained_at / "MNIST" / "raw").symlink_to(SHARED_MNIST)
+    small = ["eval.nll_max_batches=1", "eval.num_samples=64", "eval.max_reference_samples=512"]
+    cfg = fast_cfg(
+        "model=vae",
+        "dataset=mnist",
+        f"dataset.root={trained_at}",
+        "dataset.num_train=256",
+        "model.iw_samples=2",
+        "eval.max_train_samples=512",
+        *small,
+    )
+    run_dir = Path(cfg.paths.output_dir)
+    run(cfg)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    full = genbench_eval(
+        f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "eval=fast",
+        "eval.max_train_samples=512",
+        *small,
+        f"hydra.run.dir={tmp_path / 'full_eval'}",
+    )
+    assert "completed" in full.stdout
+    expected = read_results(run_dir / "results.json")["metrics"]
+
+    moved = tmp_path / "elsewhere"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "slim_checkpoints.py"), str(tmp_path), str(moved)],
+        check=True,
+        capture_output=True,
+    )
+    (slim,) = (moved / "run" / "checkpoints").glob("*.ckpt")
+    assert slim.stat().st_size < (run_dir / "checkpoints" / "last.ckpt").stat().st_size / 2
+    (trained_at / "MNIST" / "raw").unlink()  # the data is not where the run read it
+    here = tmp_path / "cpu_machine_data"
+    (here / "MNIST").mkdir(parents=True)
+    (here / "MNIST" / "raw").symlink_to(SHARED_MNIST)
+    args = [f"ckpt={slim}", "eval=fast", "eval.max_train_samples=512", *small]
+    missing = subprocess.run(
+        [sys.executable, "-m", "genbench.eval", *args, f"hydra.run.dir={tmp_path / 'x'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert str(trained_at) in missing.stderr
+    genbench_eval(*args, f"data_root={here}", f"hydra.run.dir={tmp_path / 'slim_eval'}")
+    got = read_results(moved / "run" / "results.json")["metrics"]
+    timings = {"eval_time_s", "sampling_time_s", "samples_per_s"}
+    assert {k: v for k, v in got.items() if k not in timings} == {
+        k: v for k, v in expected.items() if k not in timings
+    }
