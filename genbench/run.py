@@ -33,6 +33,7 @@ from genbench.reporting.summary import summary_line
 from genbench.training.budget import probe_flops, trainer_limits
 from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
 from genbench.training.checkpoints import AtomicCheckpointIO, BestCheckpoint
+from genbench.training.ema import EMA, effective_decay
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,17 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
         return
     best = find(callbacks, BestCheckpoint)
     record["evaluated_checkpoint"] = "last"
+    ema = find(callbacks, EMA)
+    updates = ema._average_model.n_averaged if ema and ema._average_model is not None else None
     if best is not None and best.best_model_score is not None:
         record["best_val"] = {"monitor": best.monitor, "value": float(best.best_model_score)}
         if settings.checkpoint == "best" and best.best_model_path:
             state = load_checkpoint(best.best_model_path, module)
             module.load_state_dict(state["state_dict"])
             record["evaluated_checkpoint"] = Path(best.best_model_path).name
+            updates = (state.get("averaging_state") or {}).get("n_averaged", updates)
+    if ema is not None and updates is not None:  # the rate the evaluated weights last got
+        m["ema_decay_applied"] = effective_decay(ema.decay, max(int(updates) - 1, 0))
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     m.update(evaluate(module, datamodule, out_dir, settings, run_seed=int(cfg.seed)))

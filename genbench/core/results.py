@@ -33,7 +33,15 @@ MEMORISATION_KEYS = ("nn_copy_fraction", "ct_score", "authenticity")
 PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
 CLASS_KEYS = ("classes_covered", "class_kl", "extractor_test_accuracy")
 SAMPLING_KEYS = ("samples_per_s", "nfe", "sampler", "curve")
-RUN_KEYS = ("log_z_ladder", "params", "train_time_s", "train_steps", "train_flops", "eval_time_s")
+RUN_KEYS = (
+    "log_z_ladder",
+    "params",
+    "train_time_s",
+    "train_steps",
+    "train_flops",
+    "eval_time_s",
+    "ema_decay_applied",  # the EMA's decay at the evaluated weights' last update (warm-up)
+)
 METRIC_KEYS = (
     *NLL_KEYS,
     *FIDELITY_KEYS,

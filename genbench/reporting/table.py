@@ -193,6 +193,17 @@ def _distinct(values) -> str:
     return ", ".join(vals) if vals else "unknown"
 
 
+def _applied_decay(runs: list[dict]) -> str:
+    """The warm-up's decay at the evaluated weights' last update, over the runs that record it."""
+    applied = [r["metrics"].get("ema_decay_applied") for r in runs]
+    applied = [a for a in applied if a is not None]
+    if not applied:
+        return ""
+    lo, hi = min(applied), max(applied)
+    span = f"{lo:.4f}" if f"{lo:.4f}" == f"{hi:.4f}" else f"{lo:.4f} to {hi:.4f}"
+    return f", with a warm-up: the decay the evaluated weights' last update applied was {span}"
+
+
 def footer(rows: list[dict]) -> list[str]:
     """The protocol and provenance the numbers come from, read from the records themselves."""
     runs = [r for row in rows if row["family"] != FLOOR_FAMILY for r in row["records"]]
@@ -233,7 +244,8 @@ def footer(rows: list[dict]) -> list[str]:
         "spaced; the evaluated checkpoint: "
         f"{_distinct((c.get('eval') or {}).get('checkpoint') for c in cfgs)} on the validation "
         "split (bits/dim; FID for a family without a likelihood).",
-        f"Weights: {_distinct(ema(c) for c in cfgs)}. Seeds: {', '.join(map(str, seeds))}.",
+        f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
+        f"Seeds: {', '.join(map(str, seeds))}.",
         f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
         "generated samples vs the test split, features: "
         f"{_distinct(r['metrics'].get('fidelity_extractor') for r in runs)}.",

@@ -103,3 +103,23 @@ def test_batch_norm_statistics_are_averaged_with_the_weights_other_buffers_copie
     torch.testing.assert_close(torch.cat([bn.running_mean, bn.running_var]), avg)
     assert not torch.allclose(avg, module.stats[-1])  # the live statistics differ
     assert module.mask[0].item() == 11  # copied from the live model
+
+
+def test_a_run_records_the_decay_its_evaluated_weights_last_got(fast_cfg):
+    """The footer's 'EMA decay 0.999' is the target; with the warm-up, what the evaluated
+    weights last got is min(decay, (1 + n) / (10 + n)) at their last update (n updates before
+    it): recorded per run (metrics.ema_decay_applied) and shown in the table's footer."""
+    import re
+
+    from genbench.reporting.table import aggregate, footer
+    from genbench.run import run
+
+    record = run(fast_cfg("model=vae", "dataset=digits", "eval.fidelity=false"))
+    name = record["evaluated_checkpoint"]
+    step = int(re.search(r"step(\d+)", name).group(1)) if "step" in name else None
+    step = step or record["metrics"]["train_steps"]  # "last": every step's update
+    n = step - 1  # the VAE updates the average once per optimiser step
+    decay = record["config"]["callbacks"]["ema"]["decay"]
+    assert record["metrics"]["ema_decay_applied"] == min(decay, (1 + n) / (10 + n)) < decay
+    (weights,) = [line for line in footer(aggregate([record])) if line.startswith("Weights")]
+    assert f"{min(decay, (1 + n) / (10 + n)):.4f}" in weights
