@@ -81,15 +81,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         for path in chosen:
             rec = read_results(path)
-            cfg = OmegaConf.create(rec["config"])
-            cfg.paths.output_dir = str(Path(tmp) / path.parent.name)
+            # The recorded config is resolved: its checkpoint folders name the original run's
+            # folder. Every path under it moves to the temporary folder, so the original run's
+            # files are never written (they were, before: checkpoints landed in the sweep).
+            original = str(rec["config"]["paths"]["output_dir"])
+            moved = str(Path(tmp) / path.parent.name)
+            text = OmegaConf.to_yaml(OmegaConf.create(rec["config"]))
+            cfg = OmegaConf.create(text.replace(original, moved))
+            cfg.paths.output_dir = moved
             cfg.ckpt_path = None
             cfg.logger = None
             start = time.perf_counter()
             now = run(cfg)
             took = time.perf_counter() - start
             diff = differences(rec["metrics"], now["metrics"], args.rel)
-            if rec.get("config_hash") and config_hash(cfg) != rec["config_hash"]:
+            recorded = OmegaConf.create(rec["config"])
+            if rec.get("config_hash") and config_hash(recorded) != rec["config_hash"]:
                 diff.insert(0, "config hash differs: the recorded config did not round-trip")
             status = "identical" if not diff else f"{len(diff)} metrics differ"
             print(f"{rec['model']} seed {rec['seed']} ({path.parent.name}): {status}, {took:.0f} s")
