@@ -15,7 +15,9 @@ read -r t1 t2 < <(python3 -c "import random; r = random.Random($SEED); print(r.u
 echo "seed $SEED: Ctrl-C after ${t1%.*} s of the first launch, ${t2%.*} s of the second"
 launch() {  # [seconds before Ctrl-C]
   local start=$(date +%s)
-  setsid make benchmark "BENCH=$OUT" > "$OUT.launch$2.log" 2>&1 &
+  # env --default-signal=INT: a command started in the background of a script inherits SIGINT
+  # ignored (POSIX), so the Ctrl-C below would be ignored by make and genbench-train.
+  setsid env --default-signal=INT make benchmark "BENCH=$OUT" > "$OUT.launch$2.log" 2>&1 &
   local pid=$!
   if [ -n "$1" ]; then
     sleep "$1"
