@@ -12,6 +12,7 @@ reported as not pinned down by these budgets (its interval is open on that side)
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -117,9 +118,12 @@ def collect_points(records: list[dict], metric: str) -> dict[str, dict[float, li
     return {k: dict(v) for k, v in out.items()}
 
 
-def summarise(points: dict[str, dict[float, list[float]]], resamples: int = 200) -> dict:
+def summarise(
+    points: dict[str, dict[float, list[float]]], resamples: int = 200, unranked=frozenset()
+) -> dict:
     """Per family: the fit, bootstrap intervals of L_inf and alpha, and per budget the mean,
-    std and seeds; plus, per budget, which family is best."""
+    std and seeds; plus, per budget, which family is best. Families in `unranked` (an AIS
+    estimate, low in expectation, beside bounds) are fitted but never named best."""
     families = {}
     for fam, by_budget in points.items():
         xs = [c for c, vals in by_budget.items() for _ in vals]
@@ -145,9 +149,13 @@ def summarise(points: dict[str, dict[float, list[float]]], resamples: int = 200)
     budgets = sorted({c for f in families.values() for c in f["budgets"]})
     best = {}
     for c in budgets:
-        scores = {f: v["budgets"][c]["mean"] for f, v in families.items() if c in v["budgets"]}
+        scores = {
+            f: v["budgets"][c]["mean"]
+            for f, v in families.items()
+            if c in v["budgets"] and f not in unranked
+        }
         best[c] = min(scores, key=scores.get) if scores else None
-    return {"families": families, "best": best}
+    return {"families": families, "best": best, "unranked": sorted(unranked)}
 
 
 def crossing(a: list[Fit], b: list[Fit], lo: float, hi: float) -> dict:
@@ -196,7 +204,8 @@ def report_markdown(summary: dict, metric: str, kinds: dict[str, str]) -> str:
         cells.append(f"{fit['l_inf']:.3g} {_fmt_interval(f['l_inf'])}" if fit else "no fit")
         cells.append(f"{fit['alpha']:.3g} {_fmt_interval(f['alpha'])}" if fit else "no fit")
         at = [f"{c:.2g}" for c, w in summary["best"].items() if w == fam]
-        cells.append(", ".join(at) or "never")
+        unranked = fam in summary.get("unranked", ())
+        cells.append("not ranked" if unranked else ", ".join(at) or "never")
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
@@ -204,7 +213,8 @@ def report_markdown(summary: dict, metric: str, kinds: dict[str, str]) -> str:
 def crossings_markdown(summary: dict, lo: float, hi: float) -> str:
     """Pairs of families whose fitted curves cross inside the measured range, in how many of the
     bootstrap fits, and where (90% interval of the crossing compute)."""
-    fams = sorted(f for f, v in summary["families"].items() if v["_boots"])
+    unranked = set(summary.get("unranked", ()))
+    fams = sorted(f for f, v in summary["families"].items() if v["_boots"] and f not in unranked)
     lines = ["| pair | share of fits crossing | crossing at (FLOPs, 90%) |", "|---|---|---|"]
     for i, a in enumerate(fams):
         for b in fams[i + 1 :]:
@@ -216,6 +226,45 @@ def crossings_markdown(summary: dict, lo: float, hi: float) -> str:
         lines.append(
             f"| (none: no pair crosses in at least 5% of the fits in [{lo:.2g}, {hi:.2g}]) | | |"
         )
+    if unranked:
+        lines.append(
+            f"\n{', '.join(sorted(unranked))}: a lower bound, not crossed with the others."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def checkpoint_fraction(record: dict) -> float | None:
+    """Where the evaluated (best-on-validation) checkpoint lies in the run: its step over the
+    steps trained; None when the record does not say."""
+    name = str(record.get("evaluated_checkpoint") or "")
+    m = re.search(r"step(\d+)", name)
+    steps = (record.get("metrics") or {}).get("train_steps")
+    if not m or not steps:
+        return None
+    return int(m.group(1)) / float(steps)
+
+
+def means_markdown(records: list[dict], columns: dict[str, callable], budgets: list[float]) -> str:
+    """One row per family and quantity, one column per budget: mean ± std over seeds (n)."""
+    head = ["family", "quantity", *[f"{c:.2g}" for c in budgets]]
+    lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
+    by: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        budget = ((r.get("config") or {}).get("budget") or {}).get("flops")
+        if r.get("status") != "completed" or r.get("family") == FLOOR_FAMILY or budget is None:
+            continue
+        for name, get in columns.items():
+            v = get(r)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                by[(r["model"], name, float(budget))].append(float(v))
+    for fam in sorted({k[0] for k in by}):
+        for name in columns:
+            cells = [fam, name]
+            for c in budgets:
+                v = by.get((fam, name, c), [])
+                std = f" ± {round(float(np.std(v, ddof=1)), 4):.2g}" if len(v) > 1 else ""
+                cells.append(f"{np.mean(v):.3g}{std} ({len(v)})" if v else "—")
+            lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -305,7 +354,8 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
     floor = next(
         ((r.get("metrics") or {}).get("fid") for r in records if r["family"] == FLOOR_FAMILY), None
     )
-    bpd = summarise(collect_points(records, "nll_bpd"), resamples)
+    unranked = {fam for fam, kind in kinds.items() if kind == "estimate"}
+    bpd = summarise(collect_points(records, "nll_bpd"), resamples, unranked)
     fid = summarise(collect_points(records, "fid"), resamples)
     budgets = sorted({c for s in (bpd, fid) for f in s["families"].values() for c in f["budgets"]})
     lo, hi = budgets[0], budgets[-1]
@@ -329,6 +379,23 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
         "",
         report_markdown(fid, "fid", kinds),
         crossings_markdown(fid, lo, hi),
+        "## Where the evaluated checkpoint lies, and memorisation",
+        "",
+        "The evaluated checkpoint is the best of the run's validations; its step over the steps "
+        "trained says whether a family was still improving at the end of its budget (1.00) or "
+        "had stopped earlier (on 1000 training images: overfitting). C_T (negative: closer to "
+        "the training set than held-out data is) and the fraction of near-copies of training "
+        "images measure memorisation.",
+        "",
+        means_markdown(
+            records,
+            {
+                "best step / steps": checkpoint_fraction,
+                "C_T": lambda r: (r.get("metrics") or {}).get("ct_score"),
+                "copy fraction": lambda r: (r.get("metrics") or {}).get("nn_copy_fraction"),
+            },
+            budgets,
+        ),
     ]
     (out / "scaling.md").write_text("\n".join(text))
     plot_vs_flops(bpd, "bits/dim", out / "bpd_vs_flops.png", kinds)
@@ -342,6 +409,7 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
                 for k, v in s["families"].items()
             },
             "best": {str(k): v for k, v in s["best"].items()},
+            "unranked": s.get("unranked", []),
         }
 
     (out / "scaling.json").write_text(

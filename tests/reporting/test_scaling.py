@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from genbench.reporting.collect import collect
-from genbench.reporting.scaling import crossing, fit_power_law, summarise, write_report
+from genbench.reporting.scaling import (
+    checkpoint_fraction,
+    crossing,
+    crossings_markdown,
+    fit_power_law,
+    report_markdown,
+    summarise,
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGETS = [1e11, 3e11, 1e12, 3e12, 1e13]
@@ -77,3 +85,27 @@ def test_a_tiny_budget_grid_end_to_end_and_its_rerun_skips_every_job(tmp_path):
     for name in ("scaling.md", "scaling.json", "bpd_vs_flops.png", "fid_vs_flops.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "| vae (" not in (tmp_path / "report" / "scaling.md").read_text()  # kinds, not bounds
+
+
+def test_a_lower_bound_is_fitted_but_never_named_best_nor_crossed():
+    """The EBM's AIS estimate is low in expectation: below every bound, it must not be 'best'."""
+    points = {
+        "arm": {c: list(law(c) + np.array([0.0, 0.01, -0.01])) for c in BUDGETS},
+        "vae": {
+            c: list(law(c, l_inf=1.0, a=1.5, alpha=0.6) + 0.01 * np.arange(3)) for c in BUDGETS
+        },
+        "ebm": {c: list(law(c, l_inf=0.5) + 0.01 * np.arange(3)) for c in BUDGETS},
+    }
+    s = summarise(points, resamples=20, unranked={"ebm"})
+    assert s["families"]["ebm"]["fit"] is not None and "ebm" not in s["best"].values()
+    assert set(s["best"].values()) == {"arm", "vae"}  # they cross inside the grid
+    text = report_markdown(s, "nll_bpd", {"ebm": "estimate"}) + crossings_markdown(s, 1e11, 1e13)
+    ebm_row = next(line for line in text.splitlines() if line.startswith("| ebm"))
+    assert ebm_row.endswith("| not ranked |") and "ebm /" not in text and "/ ebm" not in text
+    assert "| arm / vae |" in text
+
+
+def test_where_the_evaluated_checkpoint_lies():
+    record = {"evaluated_checkpoint": "best_step001115.ckpt", "metrics": {"train_steps": 2231}}
+    assert checkpoint_fraction(record) == pytest.approx(1115 / 2231)
+    assert checkpoint_fraction({"evaluated_checkpoint": None, "metrics": {}}) is None
