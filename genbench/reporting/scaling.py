@@ -268,8 +268,18 @@ def means_markdown(records: list[dict], columns: dict[str, callable], budgets: l
     return "\n".join(lines) + "\n"
 
 
-def plot_vs_flops(summary: dict, metric_title: str, path, kinds: dict[str, str], floor=None):
-    """metric against training FLOPs (log x): mean over seeds, a band from min to max over
+MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
+
+
+def family_colors(families) -> dict[str, str]:
+    """One colour per family, the same in every plot of a report."""
+    return {fam: f"C{i % 10}" for i, fam in enumerate(sorted(set(families)))}
+
+
+def plot_vs_flops(
+    summary: dict, metric_title: str, path, kinds: dict[str, str], floor=None, colors=None
+):
+    """metric against training FLOPs (log x): mean over seeds, a band of ± one std over
     seeds, the fitted curve; the EBM (an AIS estimate) drawn dashed as a lower bound; the
     real-data floor as a line when given."""
     import matplotlib
@@ -277,14 +287,15 @@ def plot_vs_flops(summary: dict, metric_title: str, path, kinds: dict[str, str],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colors = colors or family_colors(summary["families"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    for i, (fam, f) in enumerate(sorted(summary["families"].items())):
+    for fam, f in sorted(summary["families"].items()):
         cs = sorted(f["budgets"])
         mean = [f["budgets"][c]["mean"] for c in cs]
         std = [f["budgets"][c]["std"] or 0.0 for c in cs]
-        color = f"C{i % 10}"
+        color = colors[fam]
         lower = kinds.get(fam) == "estimate"
-        marker = {"exact": "o", "bound": "s", "estimate": "^"}.get(kinds.get(fam), "o")
+        marker = MARKERS.get(kinds.get(fam), "o")
         label = fam + (" (AIS: lower bound)" if lower else "")
         ax.plot(cs, mean, marker=marker, ls="none", color=color, label=label)
         ax.fill_between(
@@ -305,8 +316,9 @@ def plot_vs_flops(summary: dict, metric_title: str, path, kinds: dict[str, str],
     return path
 
 
-def plot_vs_sampling_cost(records: list[dict], budget: float, path):
-    """bits/dim and FID against samples/s at one budget (the largest), mean over seeds."""
+def plot_vs_sampling_cost(records: list[dict], budget: float, path, kinds=None, colors=None):
+    """bits/dim and FID against samples/s at one budget (the largest), mean ± std over seeds;
+    the EBM's bits/dim marked as a lower bound."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,8 +329,10 @@ def plot_vs_sampling_cost(records: list[dict], budget: float, path):
         b = ((r.get("config") or {}).get("budget") or {}).get("flops")
         if r.get("status") == "completed" and b == budget and r.get("family") != FLOOR_FAMILY:
             by[r["model"]].append(r["metrics"])
+    kinds, colors = kinds or {}, colors or family_colors(by)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    for i, (fam, ms) in enumerate(sorted(by.items())):
+    for fam, ms in sorted(by.items()):
+        lower = kinds.get(fam) == "estimate"
         speed = np.mean([m["samples_per_s"] for m in ms if m.get("samples_per_s")] or [np.nan])
         for ax, key in zip(axes, ("nll_bpd", "fid")):
             vals = [m[key] for m in ms if isinstance(m.get(key), (int, float))]
@@ -326,11 +340,11 @@ def plot_vs_sampling_cost(records: list[dict], budget: float, path):
                 ax.errorbar(
                     speed,
                     np.mean(vals),
-                    yerr=np.std(vals),
-                    fmt="o",
-                    color=f"C{i % 10}",
+                    yerr=np.std(vals, ddof=1) if len(vals) > 1 else 0.0,
+                    fmt=MARKERS.get(kinds.get(fam), "o") if key == "nll_bpd" else "o",
+                    color=colors[fam],
                     capsize=3,
-                    label=fam,
+                    label=fam + (" (AIS: lower bound)" if lower and key == "nll_bpd" else ""),
                 )
     for ax, title in zip(axes, ("bits/dim", "FID")):
         ax.set(xscale="log", xlabel="samples / s (log scale)", ylabel=title)
@@ -398,9 +412,10 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
         ),
     ]
     (out / "scaling.md").write_text("\n".join(text))
-    plot_vs_flops(bpd, "bits/dim", out / "bpd_vs_flops.png", kinds)
-    plot_vs_flops(fid, "FID", out / "fid_vs_flops.png", kinds, floor)
-    plot_vs_sampling_cost(records, hi, out / "quality_vs_sampling_cost.png")
+    colors = family_colors(r["model"] for r in records if r["family"] != FLOOR_FAMILY)
+    plot_vs_flops(bpd, "bits/dim", out / "bpd_vs_flops.png", kinds, colors=colors)
+    plot_vs_flops(fid, "FID", out / "fid_vs_flops.png", kinds, floor, colors)
+    plot_vs_sampling_cost(records, hi, out / "quality_vs_sampling_cost.png", kinds, colors)
 
     def clean(s: dict) -> dict:
         return {
