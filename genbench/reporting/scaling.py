@@ -391,7 +391,7 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
         crossings_markdown(bpd, lo, hi),
         "## FID (every family)",
         "",
-        report_markdown(fid, "fid", kinds),
+        report_markdown(fid, "fid", {}),
         crossings_markdown(fid, lo, hi),
         "## Where the evaluated checkpoint lies, and memorisation",
         "",
@@ -414,7 +414,7 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
     (out / "scaling.md").write_text("\n".join(text))
     colors = family_colors(r["model"] for r in records if r["family"] != FLOOR_FAMILY)
     plot_vs_flops(bpd, "bits/dim", out / "bpd_vs_flops.png", kinds, colors=colors)
-    plot_vs_flops(fid, "FID", out / "fid_vs_flops.png", kinds, floor, colors)
+    plot_vs_flops(fid, "FID", out / "fid_vs_flops.png", {}, floor, colors)
     plot_vs_sampling_cost(records, hi, out / "quality_vs_sampling_cost.png", kinds, colors)
 
     def clean(s: dict) -> dict:

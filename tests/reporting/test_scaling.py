@@ -109,3 +109,35 @@ def test_where_the_evaluated_checkpoint_lies():
     record = {"evaluated_checkpoint": "best_step001115.ckpt", "metrics": {"train_steps": 2231}}
     assert checkpoint_fraction(record) == pytest.approx(1115 / 2231)
     assert checkpoint_fraction({"evaluated_checkpoint": None, "metrics": {}}) is None
+
+
+def test_the_report_marks_the_estimate_a_lower_bound_in_bits_per_dim_only(tmp_path):
+    """The EBM's bits/dim is an AIS estimate (a lower bound); its FID is an ordinary FID."""
+    records = [
+        {
+            "status": "completed",
+            "family": fam,
+            "model": fam,
+            "dataset": "digits",
+            "seed": seed,
+            "config": {"budget": {"flops": c}},
+            "evaluated_checkpoint": "best_step000090.ckpt",
+            "metrics": {
+                "nll_bpd": float(law(c, l_inf=l_inf)) + 0.01 * seed,
+                "nll_kind": kind,
+                "fid": 100 * float(law(c)) + seed,
+                "samples_per_s": 100.0,
+                "train_steps": 100,
+                "ct_score": 1.0,
+                "nn_copy_fraction": 0.0,
+            },
+        }
+        for fam, kind, l_inf in (("arm", "exact", 1.2), ("ebm", "estimate", 0.9))
+        for c in BUDGETS[:3]
+        for seed in (0, 1)
+    ]
+    write_report(records, tmp_path, resamples=10)
+    text = (tmp_path / "scaling.md").read_text()
+    bpd, fid = text.split("## FID")
+    assert "| ebm (lower bound) |" in bpd and "| ebm | " in fid and "lower bound) |" not in fid
+    assert "| arm | best step / steps | 0.9 ± 0 (2) |" in text
