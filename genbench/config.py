@@ -8,6 +8,8 @@ key the schema does not have and a value of the wrong type, naming the key.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -134,6 +136,23 @@ def slug(text: str) -> str:
     return str(text).replace("/", "-")
 
 
+SUBDIR_OVERRIDES_MAX = 120  # longer override lists are named by their hash
+
+
+def sweep_subdir(name: str, overrides: str) -> str:
+    """A sweep job's folder: NAME (model, data set, seed), then the job's other overrides
+    (Hydra's override_dirname, sorted, e.g. `budget.flops=3e11,optim.lr=0.001`), made safe for a
+    file name; over SUBDIR_OVERRIDES_MAX characters they are replaced by a 10-digit hash.
+    Unlike Hydra's job number, the name is a function of the job alone: widening a seed list or
+    adding a model to a sweep leaves every finished job's folder where a rerun finds it."""
+    if not overrides:
+        return name
+    safe = re.sub(r"[^A-Za-z0-9._=,+-]", "-", overrides)
+    if len(safe) > SUBDIR_OVERRIDES_MAX:
+        safe = hashlib.sha256(overrides.encode()).hexdigest()[:10]
+    return f"{name}_{safe}"
+
+
 def register() -> None:
     """Register the schemas (group schema/<group>) and resolvers; safe to call twice."""
     cs = ConfigStore.instance()
@@ -142,6 +161,8 @@ def register() -> None:
             cs.store(group=f"schema/{group}", name=name, node=node)
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", slug)
+    if not OmegaConf.has_resolver("sweep_subdir"):
+        OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
 
 
 def model_options() -> list[str]:

@@ -9,7 +9,9 @@ Rerunning a sweep (or a run with a fixed folder) with `ckpt_path=auto`, the defa
   move to superseded/<time>/ and the job starts afresh;
 - anything else starts afresh.
 `ckpt_path=null` always starts afresh; `ckpt_path=<file>` resumes from that file.
-The config hash covers the resolved config except where runs are written and logged.
+The config hash covers the resolved config except where runs are written, logged and cached:
+a sweep folder can move, and a longer seed list or another model keeps every job's folder
+(jobs are named by model, data set, seed and their other overrides, not by position).
 """
 
 from __future__ import annotations
@@ -36,15 +38,28 @@ FINAL = ("completed", "diverged")
 # Keys that do not change what a job computes: where it writes and how it reports progress.
 NOT_HASHED = ("paths", "ckpt_path", "logger")
 NOT_HASHED_CALLBACKS = ("progress", "lr_monitor")
+# Keys at any depth naming a folder the job writes to or caches in (absolute once resolved:
+# hashed, a sweep moved to another folder or another GENBENCH_CACHE would retrain every job).
+NOT_HASHED_ANYWHERE = ("dirpath", "cache_dir")
+
+
+def _without_folders(node):
+    if isinstance(node, dict):
+        return {k: _without_folders(v) for k, v in node.items() if k not in NOT_HASHED_ANYWHERE}
+    if isinstance(node, list):
+        return [_without_folders(v) for v in node]
+    return node
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """sha256 (16 hex digits) of the resolved config, minus NOT_HASHED."""
+    """sha256 (16 hex digits) of the resolved config, minus NOT_HASHED, NOT_HASHED_CALLBACKS
+    and NOT_HASHED_ANYWHERE."""
     c = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key in NOT_HASHED:
         c.pop(key, None)
     for key in NOT_HASHED_CALLBACKS:
         (c.get("callbacks") or {}).pop(key, None)
+    c = _without_folders(c)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from genbench.config import sweep_subdir
 from tests.test_resume import TINY, _stable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,3 +140,47 @@ def test_submitit_local_sweep_resumes_a_preempted_job(tmp_path, uninterrupted):
     third = launch(sweep_dir, *launcher, *crash)
     assert third.returncode == 0
     assert {k: r["created"] for k, r in results(sweep_dir).items()} == created  # all skipped
+
+
+def test_a_moved_sweep_with_a_longer_seed_list_skips_its_finished_jobs(tmp_path):
+    """A sweep's folder moved elsewhere, then rerun with another seed and another model: the
+    finished job is found and skipped (job folders are named by model, data set, seed and other
+    overrides, not by their position in the sweep; the config hash ignores where files go), the
+    new jobs train, nothing is superseded."""
+    tiny = [o for o in SWEEP if not o.startswith(("model=", "seed=", "budget.steps="))]
+    tiny.append("budget.steps=8")
+
+    def sweep(folder: Path, *grid: str) -> dict:
+        cmd = [sys.executable, "-m", "genbench.train", "-m", *grid, *tiny]
+        done = subprocess.run(
+            [*cmd, f"hydra.sweep.dir={folder}"],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return results(folder)
+
+    first = sweep(tmp_path / "a", "model=vae", "seed=1")
+    (folder,) = (p.name for p in (tmp_path / "a").iterdir() if p.is_dir())
+    assert folder.startswith("vae_digits_seed1_")  # then the hash of the (long) tiny overrides
+    (tmp_path / "a").rename(tmp_path / "b")
+    second = sweep(tmp_path / "b", "model=flow,vae", "seed=0,1")
+    assert set(second) == {("vae", 0), ("vae", 1), ("flow", 0), ("flow", 1)}
+    assert second[("vae", 1)]["created"] == first[("vae", 1)]["created"]  # skipped, not rerun
+    assert all(r["status"] == "completed" for r in second.values())
+    assert not list((tmp_path / "b").rglob("superseded"))
+
+
+def test_sweep_subdir_names_a_job_by_its_overrides():
+    assert sweep_subdir("arm_digits_seed0", "") == "arm_digits_seed0"
+    assert sweep_subdir("arm_digits_seed0", "budget.flops=3e11,model.lr=0.001") == (
+        "arm_digits_seed0_budget.flops=3e11,model.lr=0.001"
+    )
+    # Slashes and interpolations cannot make folders or reach the shell; long lists hash.
+    assert sweep_subdir("a", "+x.marker=${paths.output_dir}/f") == "a_+x.marker=--paths.output_dir--f"
+    long = ",".join(f"model.k{i}={i}" for i in range(30))
+    named = sweep_subdir("a", long)
+    assert named.startswith("a_") and len(named) == 12 and named != sweep_subdir("a", long + "0")
