@@ -27,7 +27,7 @@ from genbench.families.base import GenerativeModule
 from genbench.maths.histogram import HistogramBase, dequantize, level_counts
 from genbench.nets.energy import ConvEnergy, MLPEnergy
 from genbench.samplers.base import run
-from genbench.samplers.langevin import SGLD, energy_grad
+from genbench.samplers.langevin import SGLD, energy_grad, write_back
 
 
 class EBM(GenerativeModule):
@@ -241,7 +241,7 @@ class EBM(GenerativeModule):
             self.data_hi = torch.maximum(self.data_hi, y_pos.max(0).values)
         idx, v_neg = self._replay_batch(len(x), rng)
         v_neg = self.langevin(v_neg, hp.sgld_steps, rng)
-        self.replay[idx] = v_neg
+        write_back(self.replay, idx, v_neg)
         e_pos, e_neg = self.flat_energy(y_pos), self.flat_energy(self.to_data(v_neg))
         loss = e_pos.mean() - e_neg.mean() + hp.alpha * (e_pos**2 + e_neg**2).mean()
         if not (torch.isfinite(e_pos).all() and torch.isfinite(e_neg).all()):

@@ -77,3 +77,14 @@ class SGLD(Sampler):
             lo = torch.as_tensor(self.lo, device=x.device, dtype=x.dtype)
             x = reflect(x, lo, torch.as_tensor(self.hi, device=x.device, dtype=x.dtype))
         return x.detach()
+
+
+def write_back(buffer: torch.Tensor, idx: torch.Tensor, values: torch.Tensor) -> None:
+    """buffer[idx] = values, the last of repeated indices winning. A plain index_put_ keeps an
+    unspecified one of them, and on several CPU threads a different one from run to run: the
+    EBM's training was not reproducible (two runs of one config, 200 steps: other weights)."""
+    order = torch.arange(len(idx), device=idx.device)
+    last = torch.full((len(buffer),), -1, dtype=order.dtype, device=idx.device)
+    last.scatter_reduce_(0, idx, order, reduce="amax")
+    keep = last[idx] == order
+    buffer[idx[keep]] = values[keep]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from genbench.samplers.base import run
-from genbench.samplers.langevin import SGLD, energy_and_grad, energy_grad, reflect
+from genbench.samplers.langevin import SGLD, energy_and_grad, energy_grad, reflect, write_back
 
 
 def _gaussian_energy(mean: torch.Tensor, std: torch.Tensor):
@@ -55,3 +55,24 @@ def test_energy_grad_is_the_gradient_and_nfe_counts_two_per_step():
     sampler = SGLD(1e-3, None)
     sampler.set_timesteps(100)
     assert sampler.nfe == 200 and sampler.label == "SGLD-200"
+
+
+def test_replay_write_back_keeps_the_last_of_repeated_indices_on_every_run():
+    """The EBM's replay buffer: chains drawn twice in a batch are written back once, the last
+    draw winning, as a one-thread loop does; a plain buffer[idx] = values on two threads kept
+    another draw (and another from run to run: the EBM's training was not reproducible)."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 1000, (4096,), generator=gen)  # about 4 draws of every slot
+    values = torch.randn(4096, 64, generator=gen)
+    expected = torch.zeros(1000, 64)
+    for i, j in enumerate(idx.tolist()):
+        expected[j] = values[i]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(10):
+            buffer = torch.zeros(1000, 64)
+            write_back(buffer, idx, values)
+            assert torch.equal(buffer, expected)
+    finally:
+        torch.set_num_threads(threads)
