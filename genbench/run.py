@@ -144,6 +144,9 @@ def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
         }
     try:
         fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost)
+    except KeyboardInterrupt:
+        record["error"] = INTERRUPTED
+        raise
     except Exception as e:
         record.update(status="failed", error=one_line(e))
         log.error("failed: %s", one_line(e))
@@ -166,7 +169,10 @@ def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
 def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, record, cost):
     settings = EvalSettings.from_mapping(cfg.eval)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit as e:  # Lightning's answer to Ctrl-C in fit: its clean-up, then exit(1)
+        raise KeyboardInterrupt from e
     m = record["metrics"]
     record["device"] = res.device_name(module.device)
     m.update(
@@ -208,6 +214,9 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
     m.update(evaluate(module, datamodule, out_dir, settings, run_seed=int(cfg.seed)))
     m["eval_time_s"] = time.perf_counter() - start
     record["status"] = "completed"
+
+
+INTERRUPTED = "interrupted (Ctrl-C): the same command resumes from the last checkpoint"
 
 
 def results_path(out_dir: Path, record: dict) -> Path:

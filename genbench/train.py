@@ -56,7 +56,18 @@ def main() -> None:
     )
     register()
     check_override_keys("train")
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback per frame of the sweep
+        print(f"genbench-train: {INTERRUPTED_MESSAGE}", file=sys.stderr)
+        sys.exit(130)
+
+
+# The last line a Ctrl-C leaves on the console (the interrupted job's results.json says so too).
+INTERRUPTED_MESSAGE = (
+    "interrupted; rerun the same command to go on: finished jobs are skipped, the interrupted "
+    "one resumes from its last checkpoint"
+)
 
 
 if __name__ == "__main__":

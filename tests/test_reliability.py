@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from genbench.core.results import read_results
-from genbench.run import run
+from genbench.run import INTERRUPTED, run
+from genbench.train import INTERRUPTED_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
@@ -181,3 +182,28 @@ def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
 
     assert (good / "results.json").read_bytes() == results_before
     assert last.read_bytes() == ckpt_before
+
+
+def test_ctrl_c_says_how_to_resume_in_one_line_and_the_same_command_resumes(tmp_path):
+    """Ctrl-C (SIGINT) mid-training: exit status 130, one line on stderr saying how to resume and
+    no traceback, results.json says interrupted; the same command then resumes and completes."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "genbench.train", "model=vae", *RESUMABLE, f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    last, deadline = out / "checkpoints" / "last.ckpt", time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"genbench-train: {INTERRUPTED_MESSAGE}"
+    rec = read_results(out / "results.json")
+    assert rec["status"] == "failed" and rec["error"] == INTERRUPTED
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rec = read_results(out / "results.json")
+    assert rec["status"] == "completed" and rec["resumed_from"].endswith("last.ckpt")

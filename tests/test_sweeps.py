@@ -180,7 +180,8 @@ def test_sweep_subdir_names_a_job_by_its_overrides():
         "arm_digits_seed0_budget.flops=3e11,model.lr=0.001"
     )
     # Slashes and interpolations cannot make folders or reach the shell; long lists hash.
-    assert sweep_subdir("a", "+x.marker=${paths.output_dir}/f") == "a_+x.marker=--paths.output_dir--f"
+    marker = sweep_subdir("a", "+x.marker=${paths.output_dir}/f")
+    assert marker == "a_+x.marker=--paths.output_dir--f"
     long = ",".join(f"model.k{i}={i}" for i in range(30))
     named = sweep_subdir("a", long)
     assert named.startswith("a_") and len(named) == 12 and named != sweep_subdir("a", long + "0")
