@@ -175,19 +175,20 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
         raise KeyboardInterrupt from e
     m = record["metrics"]
     record["device"] = res.device_name(module.device)
+    timer = find(callbacks, FirstStepTimer)
     m.update(
         nll_kind=module.nll_kind,
         params=count_params(module),
-        train_time_s=time.perf_counter() - start,
+        # Across resumes when the timer is on (a resumed run's own process trained only the rest).
+        train_time_s=timer.train_time_s() if timer else time.perf_counter() - start,
         train_steps=trainer.global_step,
         train_flops=None if cost is None else cost.flops_per_step * trainer.global_step,
     )
-    timer = find(callbacks, FirstStepTimer)
     if timer is not None:
         record["startup_s"] = timer.startup_s  # process start -> first training step
         record["setup_s"] = timer.setup_s  # this run's callbacks built -> first training step
     if ckpt_path is not None:
-        record["resumed_from"] = str(ckpt_path)  # train_time_s counts this process only
+        record["resumed_from"] = str(ckpt_path)
 
     divergence = find(callbacks, DivergenceMonitor)
     if divergence is not None and divergence.diverged:

@@ -93,6 +93,13 @@ def last_step(out: Path) -> int:
     return torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
 
+def trained_seconds(out: Path) -> float:
+    """The training wall time last.ckpt carries (FirstStepTimer's state)."""
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    (state,) = (v for k, v in ckpt["callbacks"].items() if k.startswith("FirstStepTimer"))
+    return state["train_time_s"]
+
+
 # Every family, the EBM included, equal to the bit. (The EBM was compared with a tolerance
 # after its resumed last validation once read 2.443556 bits/dim for 2.443498 on CI's machine:
 # its replay buffer's write-back kept, on two threads, an unspecified one of repeated indices;
@@ -174,9 +181,11 @@ def test_killed_as_a_validation_starts_resumes_to_the_uninterrupted_numbers(
     with pytest.raises(Interrupted, match="step 24"):
         run(_cfg(tmp_path, "resumed", *overrides))  # the same command, rerun
     assert last_step(out) == 20
+    carried = trained_seconds(out)  # the two processes' training up to step 20's checkpoint
     again = run(_cfg(tmp_path, "resumed", *overrides))
     assert vlog.read_text().split() == full_validations
     assert_same_run(full, again, full_dir, out)
+    assert again["metrics"]["train_time_s"] >= carried > 0  # not the last process's 4 steps only
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

@@ -139,7 +139,10 @@ def process_age_s() -> float:
 
 class FirstStepTimer(L.Callback):
     """Start-up cost: process start -> first training step (`startup_s`, first run of a process
-    only: later jobs of a multirun share the process) and run start -> first step (`setup_s`)."""
+    only: later jobs of a multirun share the process) and run start -> first step (`setup_s`);
+    and the training wall time that made the final weights (`train_time_s`): this process's
+    fit plus what the checkpoint it resumed from carried, so a resumed run reports its whole
+    training, and work redone after a kill (past the last checkpoint) is counted once."""
 
     _process_used = False
 
@@ -149,6 +152,22 @@ class FirstStepTimer(L.Callback):
         FirstStepTimer._process_used = True
         self.startup_s: float | None = None
         self.setup_s: float | None = None
+        self._fit_start: float | None = None
+        self._carried_s = 0.0  # training seconds of the processes before a resume
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            self._fit_start = time.perf_counter()
+
+    def train_time_s(self) -> float:
+        now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self._carried_s + now
+
+    def state_dict(self) -> dict:
+        return {"train_time_s": self.train_time_s()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._carried_s = float(state_dict.get("train_time_s", 0.0))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.setup_s is None:
