@@ -54,7 +54,7 @@ benchmark-publish:
 	rm -rf $(DOCS)/runs && mkdir -p $(DOCS) && cp -r $(BENCH)/table/. $(DOCS)/
 
 # Re-run a subset of the committed digits runs at this checkout and compare every metric
-# (relative 1e-6): RUNS=model:seed,... (default: seed 1 of arm, vae, gan, flow_matching).
+# (relative 1e-6): RUNS=model:seed,... (default: seed 1 of arm, vae, gan, flow_matching, ebm).
 verify-benchmark: install
 	$(BIN)/python scripts/verify_benchmark.py $(DOCS)/runs $(if $(RUNS),--runs $(RUNS))
 

@@ -26,7 +26,7 @@ from genbench.jobs import config_hash
 from genbench.run import run
 
 TIMINGS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
-DEFAULT_RUNS = "arm:1,vae:1,gan:1,flow_matching:1"
+DEFAULT_RUNS = "arm:1,vae:1,gan:1,flow_matching:1,ebm:1"
 
 
 def committed_runs(folder: Path) -> dict[tuple[str, int], Path]:
