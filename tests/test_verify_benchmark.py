@@ -3,6 +3,7 @@ and the re-run writes nothing into the original run's folder."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,26 @@ def test_a_run_reproduces_from_its_record_and_its_folder_is_left_alone(tmp_path,
     assert "vae seed 0 (run): identical" in out.stdout
     after = {p: p.stat().st_mtime_ns for p in original.rglob("*") if p.is_file()}
     assert after == before  # the checkpoints of the original run were not rewritten
+
+
+def test_timings_are_not_compared_at_any_depth_and_metrics_are():
+    """A sampler curve's samples/s is a timing like the top-level ones (verify-benchmark failed
+    flow matching and the EBM on it alone); its FID is a metric."""
+    spec = importlib.util.spec_from_file_location(
+        "verify", ROOT / "scripts" / "verify_benchmark.py"
+    )
+    verify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verify)
+    committed = {
+        "fid": 110.0,
+        "train_time_s": 40.0,
+        "curve": [{"fid": 150.0, "samples_per_s": 1280.0}],
+    }
+    slower = {
+        "fid": 110.0,
+        "train_time_s": 52.0,
+        "curve": [{"fid": 150.0, "samples_per_s": 1398.0}],
+    }
+    assert verify.differences(committed, slower, 1e-6) == []
+    moved = {**slower, "curve": [{"fid": 150.1, "samples_per_s": 1398.0}]}
+    assert [d.split(":")[0] for d in verify.differences(committed, moved, 1e-6)] == ["curve"]

@@ -80,7 +80,7 @@ def load_samples(path: str | Path, spec: DataSpec) -> torch.Tensor:
     return torch.from_numpy(x)
 
 
-def file_hash(path: str | Path) -> str:
+def samples_hash(path: str | Path) -> str:
     """sha256 of a samples file, or of a folder's image files in name order."""
     path = Path(path).expanduser()
     h = hashlib.sha256()

@@ -16,7 +16,7 @@ from genbench.core.checkpoints import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate, evaluation_seed
-from genbench.evaluation.external import EXTERNAL_FAMILY, file_hash, load_samples
+from genbench.evaluation.external import EXTERNAL_FAMILY, load_samples, samples_hash
 from genbench.evaluation.floor import score_floor
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
 from genbench.evaluation.reference import RealData
@@ -234,7 +234,11 @@ def write_external(
     record = res.new_record(EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
     record["metrics"].update(metrics)
     record.update(
-        external={"samples": str(samples), "sha256": file_hash(samples), "count": len(generated)},
+        external={
+            "samples": str(samples),
+            "sha256": samples_hash(samples),
+            "count": len(generated),
+        },
         eval_config=settings.to_dict(),
     )
     res.write_results(out_dir / "results.json", record)
