@@ -84,6 +84,7 @@ class DatasetSchema:
     num_workers: int = 0
     shuffle_seed: int = 0
     feature_extractor: str | None = None  # inception | classifier | coords
+    val_examples: int | None = None  # model selection on a fixed random subset; null = all
 
 
 @dataclass

@@ -18,6 +18,7 @@ from genbench.core.checkpoints import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.core.threads import limit_threads
 from genbench.evaluation.evaluate import count_params, evaluate
+from genbench.evaluation.validation import describe_selection
 from genbench.families.build import build_model
 from genbench.jobs import plan_job, write_state
 from genbench.logs import quiet_library_logs
@@ -208,6 +209,8 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
             module.load_state_dict(state["state_dict"])
             record["evaluated_checkpoint"] = Path(best.best_model_path).name
             updates = (state.get("averaging_state") or {}).get("n_averaged", updates)
+    chosen_by = best.monitor if record["evaluated_checkpoint"] != "last" else None
+    m["selection"] = describe_selection(chosen_by, module, callbacks)
     if ema is not None and updates is not None:  # the rate the evaluated weights last got
         m["ema_decay_applied"] = effective_decay(ema.decay, max(int(updates) - 1, 0))
     start = time.perf_counter()

@@ -23,7 +23,7 @@ for n in "${STEPS[@]}"; do
   start=$(date +%s)
   "$PY" -m genbench.eval "ckpt=$d/checkpoints/$(basename "$CKPT")" "eval=${EVAL:-mnist_cpu}" \
     dataset=mnist "dataset.root=${DATA:-../shared/data}" "+model.nll_steps=$n" \
-    eval.nll_max_batches=1 eval.fidelity=false eval.throughput_samples=0 eval.grid_samples=0 \
+    eval.nll_examples=128 eval.fidelity=false eval.throughput_samples=0 eval.grid_samples=0 \
     eval.memorisation=false "hydra.run.dir=$d" > "$d/eval.log" 2>&1 \
     || { echo "steps $n: evaluation failed"; tail -3 "$d/eval.log"; continue; }
   "$PY" -c "import json, sys; m = json.load(open(sys.argv[1]))['metrics']; \

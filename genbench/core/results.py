@@ -15,7 +15,25 @@ from genbench.core.atomic import atomic_write_text
 SCHEMA = 1
 STATUSES = ("completed", "diverged", "failed")
 # The metric groups, named once: the evaluation fills them, tables and loggers read them.
-NLL_KEYS = ("nll_bpd", "nll_kind", "nll_bpd_stderr")
+NLL_KEYS = (
+    "nll_bpd",
+    "nll_kind",
+    "nll_bpd_stderr",
+    "nll_bpd_shared_stderr",  # the part of the stderr shared by every example (an AIS log Z)
+    # What the test computed and what selected the checkpoint: {metric, estimator, split,
+    # examples, ...}; equal estimators for every likelihood family (val/fid for a GAN).
+    "nll_estimator",
+    "selection",
+)
+# How far an estimate still moves (the EBM): its AIS ladder and its dequantisation draws.
+ESTIMATE_KEYS = (
+    "log_z_ladder",
+    "log_z_converged",
+    "log_z_last_move",
+    "log_z_last_move_bpd",
+    "dequantisation_ladder",
+    "dequantisation_last_move_bpd",
+)
 FIDELITY_KEYS = (
     "fid",
     "fid_ci",
@@ -34,7 +52,6 @@ PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
 CLASS_KEYS = ("classes_covered", "class_kl", "extractor_test_accuracy")
 SAMPLING_KEYS = ("samples_per_s", "nfe", "sampler", "curve")
 RUN_KEYS = (
-    "log_z_ladder",
     "params",
     "train_time_s",
     "train_steps",
@@ -44,6 +61,7 @@ RUN_KEYS = (
 )
 METRIC_KEYS = (
     *NLL_KEYS,
+    *ESTIMATE_KEYS,
     *FIDELITY_KEYS,
     *MEMORISATION_KEYS,
     *PIXEL_MEMORISATION_KEYS,

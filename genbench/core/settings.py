@@ -15,7 +15,7 @@ class EvalSettings:
 
     checkpoint: str  # best | last
     nll: bool
-    nll_max_batches: int | None
+    nll_examples: int | None  # a random subset of the test split (from sample_seed); None = all
     sample_seed: int
     grid_samples: int
     throughput_samples: int

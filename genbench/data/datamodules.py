@@ -47,11 +47,30 @@ class EpochSeededSampler(Sampler[int]):
         return self.num_examples
 
 
+# The validation subset (val_examples) is drawn with this seed: every run, family and seed
+# selects its checkpoint on the same images.
+VAL_SUBSET_SEED = 0
+
+
+def random_subset(num_examples: int, n: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted indices (n,) of a random subset of range(num_examples) drawn from `seed`; None when
+    n is None or covers them all. (A split's first n examples are not random: MNIST's test file
+    is ordered by writer population.)"""
+    if n is None or n >= num_examples:
+        return None
+    if n < 1:
+        raise ValueError(f"subset of {n} examples; valid: >= 1, or null for all {num_examples}")
+    perm = torch.randperm(num_examples, generator=torch.Generator().manual_seed(seed))
+    return perm[:n].sort().values
+
+
 class TensorDataModule(L.LightningDataModule):
     """Base: subclasses give `spec` and `load_splits()`; batching and loaders live here.
 
     `feature_extractor` names the fidelity metrics' features (genbench.evaluation.extractors):
-    "inception", "classifier" or "coords"; None takes the class's default.
+    "inception", "classifier" or "coords"; None takes the class's default. `val_examples`: the
+    validation loader (model selection) serves a fixed random subset of that many validation
+    examples (None: all of them).
     """
 
     default_feature_extractor = "inception"
@@ -63,9 +82,11 @@ class TensorDataModule(L.LightningDataModule):
         num_workers: int = 0,
         shuffle_seed: int = 0,
         feature_extractor: str | None = None,
+        val_examples: int | None = None,
     ):
         super().__init__()
         self.shuffle_seed = shuffle_seed
+        self.val_examples = val_examples
         self.feature_extractor = feature_extractor or self.default_feature_extractor
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -111,8 +132,10 @@ class TensorDataModule(L.LightningDataModule):
         self._skip_batches = 0
         return self._sampler
 
-    def _loader(self, name: str, train: bool) -> DataLoader:
+    def _loader(self, name: str, train: bool, indices: torch.Tensor | None = None) -> DataLoader:
         x, y = self.split(name)
+        if indices is not None:
+            x, y = x[indices], y[indices]
         return DataLoader(
             TensorDataset(x, y),
             batch_size=self.batch_size if train else self.eval_batch_size,
@@ -153,10 +176,16 @@ class TensorDataModule(L.LightningDataModule):
             self._sampler.skip = self._skip_batches * self.batch_size
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+        n = len(self.split("val")[0])
+        return self._loader("val", False, random_subset(n, self.val_examples, VAL_SUBSET_SEED))
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def eval_loader(self, split: str, indices: torch.Tensor | None = None) -> DataLoader:
+        """An evaluation loader (eval_batch_size, file order) over `indices` of `split` (all of
+        it when None)."""
+        return self._loader(split, False, indices)
 
 
 class DigitsDataModule(TensorDataModule):

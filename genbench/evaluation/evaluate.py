@@ -9,9 +9,15 @@ from pathlib import Path
 import torch
 
 from genbench.core.settings import EvalSettings
+from genbench.data.datamodules import random_subset
 from genbench.evaluation.curves import score_curve
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
-from genbench.evaluation.likelihood import PER_EXAMPLE_NLL, evaluate_nll, save_array
+from genbench.evaluation.likelihood import (
+    PER_EXAMPLE_INDEX,
+    PER_EXAMPLE_NLL,
+    evaluate_nll,
+    save_array,
+)
 from genbench.evaluation.reference import RealData
 from genbench.evaluation.sample_metrics import generate, score_samples
 from genbench.evaluation.throughput import measure_throughput
@@ -46,6 +52,30 @@ class Stages:
         return time.perf_counter() - self.start
 
 
+def test_nll(module, datamodule, settings: EvalSettings, seed: int, out_dir) -> dict:
+    """bits/dim on the test split (all of it, or a random eval.nll_examples of it drawn from
+    eval.sample_seed: the same images for every run), the estimator's diagnostics, and
+    metrics.nll_estimator (what was computed, on which images). Saves the per-example values
+    and their test-split indices for paired comparisons."""
+    n_test = len(datamodule.split("test")[0])
+    indices = random_subset(n_test, settings.nll_examples, settings.sample_seed)
+    scored = evaluate_nll(module, datamodule.eval_loader("test", indices), seed)
+    per_example = scored.pop("per_example_bpd")
+    scored.update(module.nll_diagnostics())
+    scored["nll_estimator"] = {
+        "metric": "nll_bpd",
+        "estimator": module.nll_estimator(),
+        "split": "test",
+        "examples": len(per_example),
+        "subset_seed": None if indices is None else settings.sample_seed,
+    }
+    if out_dir is not None:  # for paired comparisons (genbench-table compare=...)
+        save_array(Path(out_dir) / PER_EXAMPLE_NLL, per_example.numpy())
+        index = torch.arange(n_test) if indices is None else indices
+        save_array(Path(out_dir) / PER_EXAMPLE_INDEX, index.numpy())
+    return scored
+
+
 def evaluate(
     module,
     datamodule,
@@ -69,12 +99,7 @@ def evaluate(
     metrics: dict = {"nll_kind": module.nll_kind, "params": count_params(module), "eval_seed": seed}
     if s.nll and module.nll_kind != "none":
         stage(f"test NLL ({module.nll_kind})")
-        scored = evaluate_nll(module, datamodule.test_dataloader(), s.nll_max_batches, seed)
-        per_example = scored.pop("per_example_bpd")
-        metrics.update(scored)
-        metrics.update(module.nll_diagnostics())
-        if out_dir is not None:  # for paired comparisons (genbench-table compare=...)
-            save_array(Path(out_dir) / PER_EXAMPLE_NLL, per_example.numpy())
+        metrics.update(test_nll(module, datamodule, s, seed, out_dir))
     if s.throughput_samples > 0:
         stage(f"sampling speed ({s.throughput_samples} samples)")
     metrics.update(

@@ -7,15 +7,17 @@ import math
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 from genbench.core.atomic import atomic_write
 from genbench.core.progress import Progress
+from genbench.core.seeds import derive_seed
 from genbench.maths.distributions import bits_per_dim
 
-# Per-example test bits/dim, in the test split's order, saved beside results.json.
+# Per-example test bits/dim, and the test-split index of each, saved beside results.json.
 PER_EXAMPLE_NLL = "test_nll_bpd.npy"
+PER_EXAMPLE_INDEX = "test_nll_index.npy"
 
 
 class BitsPerDim(Metric):
@@ -45,13 +47,10 @@ class BitsPerDim(Metric):
         return {"nll_bpd": mean.item(), "nll_bpd_stderr": math.sqrt(var.item() / n)}
 
 
-def shard_for_rank(loader: DataLoader) -> DataLoader:
-    """Under torch.distributed, this rank's share (every world_size-th example, no padding)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return loader
-    rank, world = dist.get_rank(), dist.get_world_size()
-    subset = Subset(loader.dataset, range(rank, len(loader.dataset), world))
-    return DataLoader(subset, batch_size=loader.batch_size, shuffle=False)
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def save_array(path, values: np.ndarray) -> None:
@@ -64,52 +63,52 @@ def save_array(path, values: np.ndarray) -> None:
     atomic_write(path, write)
 
 
-def _gather_in_order(values: torch.Tensor) -> torch.Tensor:
-    """Per-example values of this rank's shard (every world_size-th example) -> all, in order."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return values
-    shards: list = [None] * dist.get_world_size()
-    dist.all_gather_object(shards, values.cpu())
-    out = torch.empty(sum(len(v) for v in shards), dtype=values.dtype)
-    for rank, v in enumerate(shards):
-        out[rank :: len(shards)] = v
-    return out
+def _gather_batches(mine: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """Per-example values of this rank's batches [(batch index, values)] -> every rank's, in the
+    loader's order."""
+    if _rank_world()[1] > 1:
+        shards: list = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, [(b, v.cpu()) for b, v in mine])
+        mine = [item for shard in shards for item in shard]
+    return torch.cat([v for _, v in sorted(mine, key=lambda item: item[0])])
 
 
-def evaluate_nll(module, loader, max_batches: int | None = None, seed: int = 0) -> dict:
-    """Mean test bits/dim of `module.nll` over `loader` (every example, unless max_batches),
-    its standard error, and the per-example bits/dim (key "per_example_bpd", a float64 CPU
-    tensor in the loader's order: paired comparisons between families use it).
+def evaluate_nll(module, loader: DataLoader, seed: int = 0) -> dict:
+    """Mean bits/dim of `module.nll` over every example of `loader`, its standard error, and
+    the per-example bits/dim (key "per_example_bpd", a float64 CPU tensor in the loader's order:
+    paired comparisons between families use it).
 
     The random draws of stochastic estimators (dequantisation noise, importance samples,
-    timesteps, Hutchinson probes) come from the global generators seeded with `seed` (each
-    rank with seed + rank), restored afterwards: the same checkpoint gets the same number in
-    the run that trained it and in genbench-eval. Under DDP each rank scores its shard; the
-    metric's sum states are all-reduced on compute.
+    timesteps, Hutchinson probes) in batch b come from the global generators seeded with
+    derive_seed(seed, b), restored afterwards; a term shared by every example (the EBM's log Z)
+    from module.begin_nll_pass(seed). Under DDP rank r scores batches r, r + W, ... and the
+    metric's sum states are all-reduced: a batch draws the same noise whichever device scores
+    it, so any number of devices gives the one-device result, and the same checkpoint gets the
+    same number in the run that trained it and in genbench-eval.
     """
-    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     devices = [module.device] if module.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.inference_mode():
-        torch.manual_seed(seed + rank)
-        return _evaluate_nll(module, loader, max_batches)
+        module.begin_nll_pass(seed)
+        return _evaluate_nll(module, loader, seed)
 
 
-def _evaluate_nll(module, loader, max_batches: int | None) -> dict:
+def _evaluate_nll(module, loader: DataLoader, seed: int) -> dict:
+    rank, world = _rank_world()
     metric = BitsPerDim(module.spec.num_dims).to(module.device)
-    per_example = []
-    shard = shard_for_rank(loader)
-    total = len(shard) if max_batches is None else min(max_batches, len(shard))
-    progress = Progress("test NLL", total, "batches")
-    for i, (x, y) in enumerate(shard):
-        if max_batches is not None and i >= max_batches:
-            break
+    mine: list[tuple[int, torch.Tensor]] = []
+    progress = Progress("test NLL", len(range(rank, len(loader), world)), "batches")
+    for b, (x, y) in enumerate(loader):
+        if b % world != rank:
+            continue
+        torch.manual_seed(derive_seed(seed, b))
         nll = module.nll((x.to(module.device), y.to(module.device)))
         metric.update(nll)
-        per_example.append(bits_per_dim(nll.detach().double().cpu(), module.spec.num_dims))
-        progress(i + 1)
+        mine.append((b, bits_per_dim(nll.detach().double().cpu(), module.spec.num_dims)))
+        progress(len(mine))
     out = metric.compute()
     # An error shared by all examples (e.g. an estimated log Z) does not average out.
-    shared = bits_per_dim(torch.tensor(module.shared_nll_stderr_nats()), module.spec.num_dims)
-    out["nll_bpd_stderr"] = math.sqrt(out["nll_bpd_stderr"] ** 2 + shared.item() ** 2)
-    out["per_example_bpd"] = _gather_in_order(torch.cat(per_example))
+    shared = bits_per_dim(module.shared_nll_stderr_nats(), module.spec.num_dims)
+    out["nll_bpd_stderr"] = math.sqrt(out["nll_bpd_stderr"] ** 2 + shared**2)
+    out["nll_bpd_shared_stderr"] = shared
+    out["per_example_bpd"] = _gather_batches(mine)
     return out

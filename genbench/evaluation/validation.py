@@ -7,6 +7,10 @@ validation, so successive values differ by the model alone) and logs the data se
 `ValidationFID` logs val/fid (samples against the validation split, in the data set's extractor
 features) for the families that select their checkpoint by it (checkpoint_monitor "val/fid": the
 GAN), so no family is selected on the test split and none on its last step by default.
+
+`describe_selection` says, for results.json's metrics.selection, what chose the evaluated
+checkpoint: the likelihood families' val/nll_bpd is their test estimator (`nll_estimator`) on the
+validation split, so it can be held against metrics.nll_estimator.
 """
 
 from __future__ import annotations
@@ -60,6 +64,27 @@ class SampleChecks(_AtFirstValidationBatch):
             pl_module.log(f"val/{key}", float(value), batch_size=1, sync_dist=True)
 
 
+def describe_selection(monitor: str | None, module, callbacks: list) -> dict:
+    """metrics.selection: {metric, estimator, split, examples} of the checkpoint rule in force;
+    monitor None: the last checkpoint, chosen by no estimate."""
+    if monitor is None:
+        return {"metric": None, "rule": "last checkpoint"}
+    if monitor == "val/nll_bpd":
+        estimator, examples = module.nll_estimator(), module.val_examples_scored
+    elif monitor == ValidationFID.MONITOR:
+        fid = next(c for c in callbacks if isinstance(c, ValidationFID))
+        estimator, examples = fid.estimator(), fid.reference_examples
+    else:
+        estimator, examples = None, None
+    return {
+        "metric": monitor,
+        "rule": "best of the validations",
+        "estimator": estimator,
+        "split": "val",
+        "examples": examples,
+    }
+
+
 class ValidationFID(_AtFirstValidationBatch):
     """val/fid of `num_samples` samples (the same noise at every validation) against the first
     `max_reference_samples` of the validation split, for modules whose checkpoint_monitor is
@@ -74,6 +99,11 @@ class ValidationFID(_AtFirstValidationBatch):
         self.max_reference_samples, self.cache_dir = max_reference_samples, cache_dir
         self._features: FeatureSet | None = None
         self._reference: dict | None = None
+        self.reference_examples: int | None = None
+
+    def estimator(self) -> dict:
+        extractor = self._features.extractor.name if self._features is not None else None
+        return {"name": "FID", "num_samples": self.num_samples, "features": extractor}
 
     def _reference_statistics(self, trainer: L.Trainer, pl_module) -> dict:
         if self._reference is None:
@@ -81,6 +111,7 @@ class ValidationFID(_AtFirstValidationBatch):
             extractor = resolve_extractor(datamodule, self.cache_dir, inception_download=False)
             self._features = FeatureSet(extractor, device=pl_module.device)
             val = datamodule.split("val")[0][: self.max_reference_samples]
+            self.reference_examples = len(val)
             layer = self._features.layers["fid"]
             self._reference = fid_features_to_statistics(self._features(val)[layer])
         return self._reference

@@ -78,6 +78,9 @@ class ARM(GenerativeModule):
     def nll(self, batch) -> torch.Tensor:
         return -self.log_prob(self.data(batch))
 
+    def nll_estimator(self) -> dict:
+        return {"name": "exact (chain rule)"}
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.spec.is_image:

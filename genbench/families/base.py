@@ -39,6 +39,7 @@ class GenerativeModule(L.LightningModule):
         # dict so checkpoints load without unpickling genbench classes.
         self.save_hyperparameters(ignore=["spec"])
         self.hparams["spec"] = spec.to_dict()
+        self.val_examples_scored: int | None = None  # examples the last validation scored
 
     # --- the interface -------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -53,6 +54,18 @@ class GenerativeModule(L.LightningModule):
         """{'nfe': network evaluations per sample, 'sampler': its label, ...} for the configured
         sampler; a forward pass counts one, a gradient step two (forward and backward)."""
         raise NotImplementedError
+
+    def nll_estimator(self) -> dict:
+        """What `nll` computes: {"name": ..., **its settings} (ODE solver and steps, IWAE k,
+        timestep proposal and count, AIS ladder, dequantisation draws). Validation selects the
+        checkpoint with this same estimator (on fewer images), so results.json's
+        metrics.selection and metrics.nll_estimator show the same dict."""
+        raise NotImplementedError(f"{self.family} has nll_kind='none'")
+
+    def begin_nll_pass(self, seed: int) -> None:
+        """Called before one pass of `nll` over a split (a validation, a test evaluation) with a
+        seed shared by every device: a term common to all examples (the EBM's log Z) is
+        estimated once per pass from it, the same on every rank. Most families need nothing."""
 
     def configure_sampler(self, sampler: str, steps: int) -> None:
         """Sample with `sampler` at `steps` steps from now on (quality-vs-compute curves).
@@ -134,15 +147,22 @@ class GenerativeModule(L.LightningModule):
             return x.float()
         return levels_to_unit(x, self.spec.num_levels)
 
-    def validation_nll(self, batch) -> torch.Tensor:
-        """Per-example NLL used for model selection; families may return a cheaper bound."""
-        return self.nll(batch)
+    # --- model selection: the test's own estimator on the validation split --------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_examples = 0
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """val/nll_bpd by `nll` itself: a cheaper estimator's bias moves with training and
+        ranks checkpoints differently from the test (docs/architecture.md)."""
         if self.nll_kind == "none":
             return
-        bpd = self.nats_to_bpd(self.validation_nll(batch)).mean()
+        bpd = self.nats_to_bpd(self.nll(batch)).mean()
         self.log("val/nll_bpd", bpd, prog_bar=True, batch_size=len(batch[0]), sync_dist=True)
+        self._val_examples += len(batch[0])
+
+    def on_validation_epoch_end(self) -> None:
+        count = torch.tensor(float(getattr(self, "_val_examples", 0)), device=self.device)
+        self.val_examples_scored = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
 
     @staticmethod
     def data(batch) -> torch.Tensor:

@@ -12,7 +12,8 @@ t=0 (discretized Gaussian over the K levels for images, a Gaussian density for p
 With nll_t_samples=None it sums all T terms (T network evaluations per example); with an int M
 it is an unbiased stratified estimate from M sampled steps: uniform strata of T/M steps, or
 (nll_t_proposal="vlb") the decoder term always and M steps drawn from the KL terms' weights.
-Either way it is an upper bound on the NLL in expectation: nll_kind = "bound".
+Either way it is an upper bound on the NLL in expectation: nll_kind = "bound". Validation scores
+the same estimator (model selection by the test's own estimator, on fewer images).
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class Diffusion(GenerativeModule):
         eta: float,
         nll_t_samples: int | None,
         nll_t_proposal: str,
-        val_t_samples: int,
         unet: dict,
         points_hidden: int,
         points_blocks: int,
@@ -94,8 +94,14 @@ class Diffusion(GenerativeModule):
         hp = self.hparams
         return self.bound_terms(batch, hp.nll_t_samples, hp.nll_t_proposal)["total"]
 
-    def validation_nll(self, batch) -> torch.Tensor:
-        return self.bound_terms(batch, self.hparams.val_t_samples)["total"]
+    def nll_estimator(self) -> dict:
+        hp = self.hparams
+        return {
+            "name": "variational bound",
+            "t_samples": hp.nll_t_samples,  # None: the exact sum of all T terms
+            "t_proposal": hp.nll_t_proposal if hp.nll_t_samples is not None else None,
+            "num_steps": hp.num_steps,
+        }
 
     # --- sampling ---------------------------------------------------------------------------
     def make_sampler(self, name: str, steps: int) -> Sampler:

@@ -3,15 +3,18 @@
 Points: p(y) = exp(-E(y)) / Z on the data's box widened by `points_margin`; log Z by quadrature.
 Images: p(y) = q(y) exp(-E(y)) / Z_E on the dequantised cube [-1, 1]^D, q the per-pixel
 histogram of the training split; E starts at zero, so an untrained model is exactly q. Chains run
-in q's uniform coordinates v, y = q^-1((v + 1) / 2). NLL = -log q_discrete(x) + E_u[E(y(x, u))]
-+ log Z_E, log Z_E by residual AIS at increasing lengths on the same chains (nll_diagnostics'
-ladder), each length run `ais_repeats` times independently, lengthened until log Z moves by less
-than the repetitions' spread (or ais_temps ends); the longest is reported, its spread as the
-error. AIS is low in expectation: the NLL is a stochastic lower bound. Model selection: one
-fixed-length AIS and fixed dequantisation noise (`nll_seed`), the same at every validation.
-Test: chains and noise from the evaluation's seed. Negatives: SGLD from a replay
-buffer (a plain attribute: the EMA needs fixed-shape buffers); loss E(x+) - E(x-) + alpha (E(x+)^2
-+ E(x-)^2). The buffer and the training noise's own generator travel in checkpoints.
+in q's uniform coordinates v, y = q^-1((v + 1) / 2). q is constant on each level's bin, so
+    -log P(x) = -log q(x) - log E_u[exp(-E(y(x, u)))] + log Z_E.
+The middle term is estimated from S dequantisation draws as -log mean_s exp(-E(y_s)): by Jensen
+it is high in expectation, less so as S grows. log Z_E comes from residual AIS at increasing
+lengths on the same chains (nll_diagnostics' ladder), each length run `ais_repeats` times,
+lengthened until log Z moves by less than the repetitions' spread (or ais_temps ends): low in
+expectation, less so as the schedule grows. The NLL mixes an upward and a downward bias, so it is
+an "estimate" with no direction claimed; nll_diagnostics measures both (the change from S/2 to S
+draws, the last doubling of the ladder). Validation selects with this same estimator; log Z is
+estimated once per pass (begin_nll_pass), from one seed on every device. Negatives: SGLD from a
+replay buffer (a plain attribute: the EMA needs fixed-shape buffers); loss E(x+) - E(x-) + alpha
+(E(x+)^2 + E(x-)^2). The buffer and the training noise's own generator travel in checkpoints.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 
 from genbench.core.spec import DataSpec
 from genbench.estimators.ais import ais_ladder, ladder_summary
+from genbench.estimators.importance import DrawTally, dequantisation_summary
 from genbench.estimators.quadrature import refined_grid_log_z
 from genbench.families.base import GenerativeModule
 from genbench.maths.histogram import HistogramBase, dequantize, level_counts
@@ -54,9 +58,6 @@ class EBM(GenerativeModule):
         ais_temps: list[int],
         ais_repeats: int,
         ais_pilot_chains: int,
-        val_ais_chains: int,
-        val_ais_temps: int,
-        nll_seed: int,
         nll_dequant_samples: int,
     ):
         ais_temps = [int(t) for t in ais_temps]  # not a ListConfig: weights_only loads work
@@ -78,13 +79,10 @@ class EBM(GenerativeModule):
         self.replay = torch.empty(0)  # (buffer_size, D) chain states once training starts
         self._rng: torch.Generator | torch.Tensor | None = None  # training noise (or its state)
         self.sample_steps = sample_steps
-        # ais_ladder's (chains, lengths, pilot chains, repeats): the test ladder; model selection.
-        self.ais = {
-            "test": (ais_chains, ais_temps, ais_pilot_chains, ais_repeats),
-            "val": (val_ais_chains, [val_ais_temps], ais_pilot_chains, 1),
-        }
         self.diverged_reason: str | None = None
-        self._log_z: dict[str, tuple[int, dict]] = {}  # "val" | "test" -> (weights hash, est.)
+        self._pass_seed: int | None = None  # this NLL pass's seed (begin_nll_pass)
+        self._log_z: tuple = (None, {})  # ((weights hash, seed), the estimate)
+        self._tally = DrawTally(nll_dequant_samples)
 
     def box(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The support (D,), (D,): [-1, 1]^D for images, the widened data box for points."""
@@ -153,65 +151,81 @@ class EBM(GenerativeModule):
     def _weights_hash(self) -> int:
         return hash(tuple(t.detach().cpu().numpy().tobytes() for t in self.state_dict().values()))
 
-    def log_z(self, kind: str = "test") -> dict:
-        """{'log_z', 'stderr', ...} for the weights (kind 'val': model selection's AIS), cached by
-        weights: an optimiser step, the EMA's swap and a loaded checkpoint all recompute it."""
-        key = self._weights_hash()
-        if self._log_z.get(kind, (None,))[0] != key:
-            with torch.inference_mode(False), torch.enable_grad():
-                self._log_z[kind] = (key, self._compute_log_z(kind))
-        return self._log_z[kind][1]
+    def begin_nll_pass(self, seed: int) -> None:
+        """One pass of nll over a split: log Z from `seed` (the same on every device), and the
+        dequantisation tally restarted."""
+        self._pass_seed = int(seed)
+        self._tally.reset()
 
-    def _compute_log_z(self, kind: str) -> dict:
+    def log_z(self) -> dict:
+        """{'log_z', 'stderr', ...} for the weights and this pass's seed, cached: an optimiser
+        step, the EMA's swap and a loaded checkpoint all recompute it. Without begin_nll_pass
+        the seed is drawn from the global generator once."""
+        if self._pass_seed is None:
+            self._pass_seed = int(torch.randint(2**62, ()))
+        key = (self._weights_hash(), self._pass_seed)
+        if self._log_z[0] != key:
+            with torch.inference_mode(False), torch.enable_grad():
+                self._log_z = (key, self._compute_log_z(self._pass_seed))
+        return self._log_z[1]
+
+    def _compute_log_z(self, seed: int) -> dict:
         hp = self.hparams
         if not self.spec.is_image:  # stderr: the quadrature's last change
             lo, hi = (b.double() for b in self.box())
             with torch.no_grad():
                 z = refined_grid_log_z(self.flat_energy, lo, hi, hp.quadrature_n, hp.quadrature_tol)
             return {"log_z": z[0], "stderr": z[1]}
-        chains, temps, pilot, repeats = self.ais[kind]
-        seed = self._nll_seed(kind)
-        z = ais_ladder(self.flat_energy, self.base(), chains, temps, pilot, seed, repeats)
-        est = {"log_z": z[-1]["log_z"], "stderr": z[-1]["log_z_stderr"], "ladder": z}
-        return {**est, "seed": seed, "scored": [0.0, 0]}
-
-    def _nll_seed(self, kind: str) -> int:
-        """Model selection: nll_seed, the same chains and noise at every validation. Test: drawn
-        from the global generator, which the evaluation seeds by (sample seed, run seed), so runs
-        of different seeds get independent chains."""
-        if kind == "val":
-            return int(self.hparams.nll_seed)
-        return int(torch.randint(2**31 - 1, ()))
+        z = ais_ladder(
+            self.flat_energy,
+            self.base(),
+            hp.ais_chains,
+            [int(t) for t in hp.ais_temps],
+            hp.ais_pilot_chains,
+            seed,
+            hp.ais_repeats,
+        )
+        return {"log_z": z[-1]["log_z"], "stderr": z[-1]["log_z_stderr"], "ladder": z}
 
     def shared_nll_stderr_nats(self) -> float:
         return self.log_z()["stderr"]
 
-    def nll(self, batch, kind: str = "test") -> torch.Tensor:
-        x, est = self.data(batch), self.log_z(kind)
+    def nll(self, batch) -> torch.Tensor:
+        """Per-example NLL estimate (B,) in nats; dequantisation draws from the global RNG."""
+        x, est = self.data(batch), self.log_z()
         if not self.spec.is_image:  # infinite NLL outside the support
             y, (lo, hi) = x.float().flatten(1), self.box()
             nats = self.flat_energy(y) + est["log_z"]
             return nats.masked_fill(~((y >= lo) & (y <= hi)).all(1), math.inf)
-        # Dequantisation noise from the estimate's seed: the same draws for every call.
-        gen = torch.Generator(device=self.device).manual_seed(est["seed"])
-        s, k = self.hparams.nll_dequant_samples, self.spec.num_levels
-        e = torch.stack([self.flat_energy(dequantize(x, k, gen)) for _ in range(s)]).mean(0)
+        k = self.spec.num_levels
+        draws = self._tally.counts[-1]
+        neg_e = torch.stack([-self.flat_energy(dequantize(x, k)) for _ in range(draws)])
         # -log q(y) - D log(2/K) is the base's discrete NLL (q is constant on each bin).
-        nats = self.base().level_nll(x.flatten(1)) + e
-        est["scored"][0] += float(nats.sum())  # for the ladder's nll_bpd per length
-        est["scored"][1] += len(x)
+        nats = self._tally.add(neg_e, self.base().level_nll(x.flatten(1)))
         return nats + est["log_z"]
 
-    def nll_diagnostics(self) -> dict:
-        """The AIS ladder behind the test NLL (images, after nll() has scored examples)."""
-        key, est = self._log_z.get("test", (None, {}))
-        nats, n = est.get("scored", (0.0, 0))  # points: no ladder
-        if key != self._weights_hash() or not n:
-            return {}
-        return ladder_summary(est["ladder"], nats / n, self.spec.num_dims)
+    def nll_estimator(self) -> dict:
+        hp = self.hparams
+        if not self.spec.is_image:
+            return {"name": "quadrature", "cells": hp.quadrature_n, "tol": hp.quadrature_tol}
+        return {
+            "name": "AIS + dequantisation importance estimate",
+            "ais_chains": hp.ais_chains,
+            "ais_repeats": hp.ais_repeats,
+            "ais_temps": [int(t) for t in hp.ais_temps],
+            "ais_pilot_chains": hp.ais_pilot_chains,
+            "dequantisation_draws": hp.nll_dequant_samples,
+        }
 
-    def validation_nll(self, batch) -> torch.Tensor:
-        return self.nll(batch, "val")
+    def nll_diagnostics(self) -> dict:
+        """The AIS ladder and the dequantisation draws behind the last pass (images, after nll()
+        has scored examples): each bias measured by how far its last doubling moved the NLL."""
+        key, est = self._log_z
+        means = self._tally.means()
+        if key is None or key[0] != self._weights_hash() or not means:
+            return {}
+        out = ladder_summary(est["ladder"], means[self._tally.counts[-1]], self.spec.num_dims)
+        return {**out, **dequantisation_summary(means, est["log_z"], self.spec.num_dims)}
 
     def training_rng(self) -> torch.Generator:
         """The training noise's own generator, apart from the global RNG (which data loaders also

@@ -1,10 +1,12 @@
 """Paired differences of per-example test NLL between two likelihood models.
 
-Every run with a likelihood saves its per-example test bits/dim (test_nll_bpd.npy, the test
-split's order). Two models scored on the same test examples differ by d_i = a_i - b_i per
-example; the mean of d_i with its standard error is far tighter than comparing the two means,
-because the examples' own difficulty cancels. Per seed (the runs of model a and model b with the
-same seed) and across seeds (the mean and spread of the per-seed means).
+Every run with a likelihood saves its per-example test bits/dim (test_nll_bpd.npy) and their
+test-split indices (test_nll_index.npy). Two models scored on the same test examples differ by
+d_i = a_i - b_i per example; the mean of d_i with its standard error is far tighter than
+comparing the two means, because the examples' own difficulty cancels. An error shared by all of
+a run's examples (the EBM's log Z: metrics.nll_bpd_shared_stderr) does not cancel and is added
+in quadrature. Per seed (the runs of model a and model b with the same seed) and across seeds
+(the mean and spread of the per-seed means).
 """
 
 from __future__ import annotations
@@ -14,17 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-from genbench.evaluation.likelihood import PER_EXAMPLE_NLL
+from genbench.evaluation.likelihood import PER_EXAMPLE_INDEX, PER_EXAMPLE_NLL
 
 Z95 = 1.959963984540054
 
 
-def per_example(record: dict) -> np.ndarray | None:
-    """The run's per-example test bits/dim, or None where the run saved none (or has no path)."""
+def per_example(record: dict) -> dict[int, float] | None:
+    """{test index: bits/dim} of the run, or None where the run saved none (or has no path);
+    runs older than the index file scored the test split in order."""
     path = record.get("_path")
     if not path or not (Path(path) / PER_EXAMPLE_NLL).is_file():
         return None
-    return np.load(Path(path) / PER_EXAMPLE_NLL)
+    values = np.load(Path(path) / PER_EXAMPLE_NLL)
+    index_file = Path(path) / PER_EXAMPLE_INDEX
+    index = np.load(index_file) if index_file.is_file() else np.arange(len(values))
+    return dict(zip(index.tolist(), values.tolist(), strict=True))
+
+
+def _shared_stderr(record: dict) -> float:
+    return float((record.get("metrics") or {}).get("nll_bpd_shared_stderr") or 0.0)
 
 
 def paired_difference(records: list[dict], model_a: str, model_b: str) -> dict:
@@ -40,11 +50,14 @@ def paired_difference(records: list[dict], model_a: str, model_b: str) -> dict:
             raise ValueError(f"compare: no completed runs of model {m!r}; valid: {models}")
     rows = []
     for seed in sorted(set(by[model_a]) & set(by[model_b])):
-        a, b = per_example(by[model_a][seed]), per_example(by[model_b][seed])
-        if a is None or b is None or a.shape != b.shape:
+        ra, rb = by[model_a][seed], by[model_b][seed]
+        a, b = per_example(ra), per_example(rb)
+        common = sorted(set(a) & set(b)) if a is not None and b is not None else []
+        if len(common) < 2:
             continue
-        d = a - b
-        se = d.std(ddof=1) / math.sqrt(len(d))
+        d = np.array([a[i] for i in common]) - np.array([b[i] for i in common])
+        shared = _shared_stderr(ra) ** 2 + _shared_stderr(rb) ** 2
+        se = math.sqrt(d.var(ddof=1) / len(d) + shared)
         m = float(d.mean())
         rows.append({"seed": seed, "n": len(d), "mean": m, "ci": [m - Z95 * se, m + Z95 * se]})
     if not rows:

@@ -123,7 +123,7 @@ def summarise(
 ) -> dict:
     """Per family: the fit, bootstrap intervals of L_inf and alpha, and per budget the mean,
     std and seeds; plus, per budget, which family is best. Families in `unranked` (an AIS
-    estimate, low in expectation, beside bounds) are fitted but never named best."""
+    estimate, no direction claimed, beside bounds) are fitted but never named best."""
     families = {}
     for fam, by_budget in points.items():
         xs = [c for c, vals in by_budget.items() for _ in vals]
@@ -192,7 +192,7 @@ def report_markdown(summary: dict, metric: str, kinds: dict[str, str]) -> str:
     head = ["family", *[f"{c:.2g}" for c in budgets], "L_inf [90%]", "alpha [90%]", "best at"]
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
     for fam, f in sorted(fams.items()):
-        cells = [fam + (" (lower bound)" if kinds.get(fam) == "estimate" else "")]
+        cells = [fam + (" (estimate)" if kinds.get(fam) == "estimate" else "")]
         for c in budgets:
             b = f["budgets"].get(c)
             if b is None:
@@ -228,7 +228,8 @@ def crossings_markdown(summary: dict, lo: float, hi: float) -> str:
         )
     if unranked:
         lines.append(
-            f"\n{', '.join(sorted(unranked))}: a lower bound, not crossed with the others."
+            f"\n{', '.join(sorted(unranked))}: an estimate of no proven direction, "
+            "not crossed with the others."
         )
     return "\n".join(lines) + "\n"
 
@@ -280,7 +281,7 @@ def plot_vs_flops(
     summary: dict, metric_title: str, path, kinds: dict[str, str], floor=None, colors=None
 ):
     """metric against training FLOPs (log x): mean over seeds, a band of ± one std over
-    seeds, the fitted curve; the EBM (an AIS estimate) drawn dashed as a lower bound; the
+    seeds, the fitted curve; the EBM (an estimate of no proven direction) drawn dashed; the
     real-data floor as a line when given."""
     import matplotlib
 
@@ -296,7 +297,7 @@ def plot_vs_flops(
         color = colors[fam]
         lower = kinds.get(fam) == "estimate"
         marker = MARKERS.get(kinds.get(fam), "o")
-        label = fam + (" (AIS: lower bound)" if lower else "")
+        label = fam + (" (estimate)" if lower else "")
         ax.plot(cs, mean, marker=marker, ls="none", color=color, label=label)
         ax.fill_between(
             cs, np.subtract(mean, std), np.add(mean, std), color=color, alpha=0.15, lw=0
@@ -318,7 +319,7 @@ def plot_vs_flops(
 
 def plot_vs_sampling_cost(records: list[dict], budget: float, path, kinds=None, colors=None):
     """bits/dim and FID against samples/s at one budget (the largest), mean ± std over seeds;
-    the EBM's bits/dim marked as a lower bound."""
+    the EBM's bits/dim marked as an estimate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,7 +345,7 @@ def plot_vs_sampling_cost(records: list[dict], budget: float, path, kinds=None, 
                     fmt=MARKERS.get(kinds.get(fam), "o") if key == "nll_bpd" else "o",
                     color=colors[fam],
                     capsize=3,
-                    label=fam + (" (AIS: lower bound)" if lower and key == "nll_bpd" else ""),
+                    label=fam + (" (estimate)" if lower and key == "nll_bpd" else ""),
                 )
     for ax, title in zip(axes, ("bits/dim", "FID")):
         ax.set(xscale="log", xlabel="samples / s (log scale)", ylabel=title)
@@ -385,7 +386,7 @@ def write_report(records: list[dict], out_dir, resamples: int = 200) -> dict:
         "budgets) these 90% intervals covered the true L_inf and alpha in 17 and 15 of 20 "
         "experiments (tests/reporting/test_scaling.py).",
         "",
-        "## bits/dim (likelihood families; the EBM is an AIS estimate, low in expectation)",
+        "## bits/dim (likelihood families; the EBM's is an estimate of no proven direction)",
         "",
         report_markdown(bpd, "nll_bpd", kinds),
         crossings_markdown(bpd, lo, hi),

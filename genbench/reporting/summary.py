@@ -16,7 +16,7 @@ def summary_line(record: dict, path: str | Path) -> str:
         err_text = f" ± {err:.3f}" if isinstance(err, (int, float)) else ""
         kind = m.get("nll_kind")
         if m.get("log_z_converged") is False:
-            kind = f"{kind}: AIS not converged, at least this"
+            kind = f"{kind}; its AIS ladder reached the cap unconverged"
         parts.append(f"{m['nll_bpd']:.3f}{err_text} bits/dim ({kind})")
     if isinstance(m.get("fid"), (int, float)):
         ci = m.get("fid_ci")

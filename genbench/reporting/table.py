@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genbench.core.results import FLOOR_FAMILY
+from genbench.reporting.estimator_notes import estimate_note, selection_note
 
 MISSING = "—"
 
@@ -76,12 +77,8 @@ def _within(metrics: dict, spec: str) -> float | None:
 
 
 def _kind_label(done: list[dict]) -> str | None:
-    """'exact', 'bound', or 'AIS estimate, low in expectation' where an AIS ladder was reported
-    (AIS is unbiased for Z, so log Z, and the NLL with it, is a stochastic lower bound)."""
-    kind = next((r["metrics"].get("nll_kind") for r in done), None)
-    if kind == "estimate" and any(r["metrics"].get("log_z_ladder") for r in done):
-        kind = "AIS estimate, low in expectation"
-    return kind
+    """'exact', 'bound' or 'estimate' (no direction claimed: the footer says why)."""
+    return next((r["metrics"].get("nll_kind") for r in done), None)
 
 
 def sig3(v: float) -> str:
@@ -153,8 +150,6 @@ def _cell(row: dict, col: Column, pm: str = " ± ") -> str:
     if within is not None:
         text += f" ({pm.strip()}{f(within * scale)})"
     if col.key == "nll_bpd" and row["nll_kind"] not in (None, "exact"):
-        if row["log_z_unconverged"]:  # the longest AIS still moved: only "at least" this
-            text = "≥ " + text
         text += f" {row['nll_kind']}" + ("†" if row["log_z_unconverged"] else "")
     return text
 
@@ -241,9 +236,7 @@ def footer(rows: list[dict]) -> list[str]:
     lines = [
         f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
         f"{_distinct((c.get('budget') or {}).get('validations') for c in cfgs)} times, evenly "
-        "spaced; the evaluated checkpoint: "
-        f"{_distinct((c.get('eval') or {}).get('checkpoint') for c in cfgs)} on the validation "
-        "split (bits/dim; FID for a family without a likelihood).",
+        f"spaced; {selection_note(trained)}",
         f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
         f"Seeds: {', '.join(map(str, seeds))}.",
         f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
@@ -263,12 +256,13 @@ def footer(rows: list[dict]) -> list[str]:
     if references:
         listed = "; ".join(f"{model} ({source})" for model, source in references.items())
         lines.append(f"Not trained under the budget: {listed}.")
+    note = estimate_note(trained)
+    if note:
+        lines.append(note)
     if any(row["log_z_unconverged"] for row in rows):
         lines.append(
-            "≥ …†: the AIS ladder reached its longest schedule and its last doubling still moved "
-            "log Z by more than the spread of independent repetitions (metrics.log_z_ladder): "
-            "the true bits/dim is likely higher; it is not ranked with the exact values and "
-            "bounds."
+            "†: the AIS ladder reached its longest schedule and its last doubling still moved "
+            "log Z by more than the spread of independent repetitions (metrics.log_z_ladder)."
         )
     return lines
 

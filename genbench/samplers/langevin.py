@@ -34,9 +34,16 @@ def energy_grad(energy_fn: EnergyFn) -> ModelFn:
 
 def reflect(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Fold x back into [lo, hi] by reflection at the faces (any number of times)."""
+    return reflect_with_flips(x, lo, hi)[0]
+
+
+def reflect_with_flips(x: torch.Tensor, lo, hi) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x folded into [lo, hi] by reflection at the faces, a bool tensor shaped like x: whether
+    the coordinate was reflected an odd number of times, i.e. its velocity reverses)."""
     w = hi - lo
     z = torch.remainder(x - lo, 2 * w)
-    return lo + torch.where(z > w, 2 * w - z, z)
+    flip = z > w
+    return lo + torch.where(flip, 2 * w - z, z), flip
 
 
 class SGLD(Sampler):

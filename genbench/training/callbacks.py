@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from genbench.core.seeds import derive_seed
 from genbench.training.checkpoints import validation_follows
 
 
@@ -72,11 +73,12 @@ class RNGStateCheckpoint(L.Callback):
     an uninterrupted one: with epoch-seeded shuffling this makes CPU resume bit-for-bit.
 
     Validation draws (a stochastic bound's timesteps and noise, dequantisation, probes) come from
-    the torch generators seeded with `validation_seed` (+ the rank) at the start of every
-    validation, and the training stream is restored at its end: every validation sees the same
-    noise, so successive values differ by the weights alone (common random numbers: the best
-    checkpoint is chosen by the model, not by the draw), and training draws the same noise
-    however often it validates.
+    the torch generators seeded at every validation batch from (`validation_seed`, rank, batch),
+    and a term shared by all examples (the EBM's log Z) from `validation_seed` alone, the same on
+    every rank (GenerativeModule.begin_nll_pass); the training stream is restored at the end:
+    every validation sees the same noise, so successive values differ by the weights alone
+    (common random numbers: the best checkpoint is chosen by the model, not by the draw), and
+    training draws the same noise however often it validates.
     """
 
     def __init__(self, validation_seed: int = 0):
@@ -115,7 +117,13 @@ class RNGStateCheckpoint(L.Callback):
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         if self._training_rng is None:  # the sanity check, or validation outside training
             self._training_rng = _torch_rng_states()
-        torch.manual_seed(self.validation_seed + trainer.global_rank)
+        if hasattr(pl_module, "begin_nll_pass"):
+            pl_module.begin_nll_pass(derive_seed(self.validation_seed))
+
+    def on_validation_batch_start(
+        self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        torch.manual_seed(derive_seed(self.validation_seed, trainer.global_rank, batch_idx))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if self._training_rng is not None:

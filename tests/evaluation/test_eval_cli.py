@@ -184,7 +184,7 @@ def test_a_run_moved_to_another_machine_is_evaluated_from_its_slim_checkpoint(fa
     trained_at = tmp_path / "gpu_machine_data"
     (trained_at / "MNIST").mkdir(parents=True)
     (trained_at / "MNIST" / "raw").symlink_to(SHARED_MNIST)
-    small = ["eval.nll_max_batches=1", "eval.num_samples=64", "eval.max_reference_samples=512"]
+    small = ["eval.nll_examples=256", "eval.num_samples=64", "eval.max_reference_samples=512"]
     cfg = fast_cfg(
         "model=vae",
         "dataset=mnist",

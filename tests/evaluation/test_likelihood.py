@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from genbench.data import DigitsDataModule
@@ -59,10 +60,31 @@ def test_metric_mean_and_stderr_match_direct_computation():
     assert abs(out["nll_bpd_stderr"] - (bpd.std() / math.sqrt(1000)).item()) < 1e-9
 
 
-def test_runs_of_different_seeds_get_independent_estimator_draws_each_reproducible(tmp_path):
-    """evaluate() seeds its draws by (eval.sample_seed, run seed): a stochastic bound's
+# Every family whose test NLL draws noise, small enough to evaluate in seconds.
+STOCHASTIC = {
+    "diffusion": ["model.unet.channels=8", "model.nll_t_samples=2"],
+    "flow_matching": [
+        "model.unet.channels=8",
+        "model.unet.attention_resolutions=[]",
+        "model.nll_steps=2",
+    ],
+    "vae": ["model.iw_samples=4", "model.iw_chunk=4"],
+    "flow": [],
+    "ebm": [
+        "model.ais_chains=4",
+        "model.ais_repeats=2",
+        "model.ais_temps=[5,10]",
+        "model.ais_pilot_chains=4",
+    ],
+}
+
+
+@pytest.mark.parametrize("model", sorted(STOCHASTIC))
+def test_runs_of_different_seeds_get_independent_estimator_draws_each_reproducible(tmp_path, model):
+    """evaluate() seeds its draws by (eval.sample_seed, run seed): a stochastic estimator's
     per-example values differ between run seeds 0 and 1 on the same checkpoint, and repeat
-    exactly for the same pair (the diffusion bound: sampled timesteps and noise)."""
+    exactly for the same pair (timesteps and noise, probes, importance samples, dequantisation,
+    AIS chains)."""
     import numpy as np
     from hydra.utils import instantiate
 
@@ -71,11 +93,15 @@ def test_runs_of_different_seeds_get_independent_estimator_draws_each_reproducib
     from genbench.families.build import build_model
     from tests.conftest import compose_config, eval_settings
 
-    over = ["model=diffusion", "dataset=digits", "model.unet.channels=8", "model.nll_t_samples=2"]
-    cfg = compose_config(over, tmp_path)
+    cfg = compose_config([f"model={model}", "dataset=digits", *STOCHASTIC[model]], tmp_path)
     dm = instantiate(cfg.dataset)
     module = build_model(cfg.model, dm.spec)
-    off = eval_settings(fidelity=False, throughput_samples=0, grid_samples=0, nll_max_batches=1)
+    if model == "ebm":  # a model that is not its base, so that log Z has something to estimate
+        module.fit_base(dm.split("train")[0])
+        torch.manual_seed(0)
+        for p in module.energy.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+    off = eval_settings(fidelity=False, throughput_samples=0, grid_samples=0, nll_examples=64)
     per = {}
     for name, run_seed in (("a", 0), ("b", 1), ("c", 0)):
         evaluate(module, dm, tmp_path / name, off, run_seed=run_seed)

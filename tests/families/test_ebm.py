@@ -1,7 +1,9 @@
-"""EBM: an untrained image model is exactly its base, runs complete with an AIS ladder, model
-selection uses common random numbers, a resumed run is bit-for-bit the uninterrupted one, and a
-run that blows up ends as "diverged" with the step. (AIS, quadrature, SGLD and the histogram
-base are checked against closed forms in tests/estimators, tests/samplers and tests/maths.)"""
+"""EBM: an untrained image model is exactly its base, runs complete with an AIS ladder, a pass
+estimates log Z once from its seed, the AIS spread enters the standard error, a resumed run is
+bit-for-bit the uninterrupted one, and a run that blows up ends as "diverged" with the step.
+(AIS, quadrature, SGLD and the histogram base are checked against closed forms in
+tests/estimators, tests/samplers and tests/maths; the whole estimate against a known partition
+function in test_ebm_known_partition.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -24,8 +27,6 @@ FAST_AIS = [
     "model.ais_repeats=4",
     "model.ais_temps=[10,20,40]",
     "model.ais_pilot_chains=8",
-    "model.val_ais_chains=8",
-    "model.val_ais_temps=20",
     "model.sgld_steps=5",
     "model.sample_steps=10",
 ]
@@ -73,24 +74,34 @@ def test_sampler_is_sgld_with_two_evaluations_per_step(tmp_path):
         module.configure_sampler("ddim", 25)
 
 
-def test_model_selection_uses_common_random_numbers(tmp_path):
+def test_a_pass_estimates_log_z_once_from_its_seed(tmp_path):
     _, dm, module = _build(tmp_path, "digits", *FAST_AIS)
     module.fit_base(dm.split("train")[0])
     torch.manual_seed(0)
     for p in module.energy.parameters():  # a model that is not its base
         p.data.add_(0.05 * torch.randn_like(p))
     x = dm.split("val")[0][:100]
-    state = torch.get_rng_state()
-    first, log_z = module.validation_nll((x, None)), module.log_z("val")["log_z"]
-    module._log_z.clear()  # recompute: the same AIS chains and dequantisation noise
-    assert torch.equal(module.validation_nll((x, None)), first)
-    assert torch.equal(torch.get_rng_state(), state)  # and the training noise is untouched
+
+    def one_pass(seed: int, batches: int = 1) -> tuple[torch.Tensor, float]:
+        module.begin_nll_pass(seed)
+        torch.manual_seed(1)  # the dequantisation draws: the caller's per-batch seed
+        nats = torch.cat([module.nll((b, None)) for b in x.chunk(batches)])
+        return nats, module.log_z()["log_z"]
+
+    first, log_z = one_pass(5)
+    module._log_z = (None, {})  # recompute: the same AIS chains from the same seed
+    again, log_z_again = one_pass(5)
+    assert torch.equal(again, first) and log_z_again == log_z
+    assert one_pass(6)[1] != log_z  # another pass seed, other chains
+    # One log Z for the pass: scoring in two batches changes the draws, not log Z.
+    assert one_pass(5, batches=2)[1] == log_z
     # Changed weights are re-estimated (the cache follows the weights), not served stale:
     # E + 1 gives log Z_E - 1 (AIS is exactly shift-equivariant) and the same NLL.
     with torch.no_grad():
         module.energy.net[-1].bias.add_(1.0)
-    assert torch.allclose(module.validation_nll((x, None)), first, atol=1e-4)
-    assert module.log_z("val")["log_z"] == pytest.approx(log_z - 1, abs=1e-4)
+    shifted, log_z_shifted = one_pass(5)
+    assert torch.allclose(shifted, first, atol=1e-4)
+    assert log_z_shifted == pytest.approx(log_z - 1, abs=1e-4)
 
 
 @pytest.mark.parametrize("dataset", ["digits", "moons"])
@@ -114,8 +125,18 @@ def test_run_writes_results_with_estimate(fast_cfg, dataset):
     assert all(r["chains"] == 16 and r["repeats"] == 4 for r in ladder)
     assert all(len(r["log_z_repeats"]) == 4 and r["log_z_spread"] >= 0 for r in ladder)
     assert isinstance(m["log_z_converged"], bool)
-    # The reported NLL is the longest rung's (eval=fast scores one batch: the whole test split).
+    # The reported NLL is the longest rung's.
     assert ladder[-1]["nll_bpd"] == pytest.approx(m["nll_bpd"], rel=1e-6)
+    # Its standard error adds the AIS spread over repetitions (shared by every example) to the
+    # spread over examples, each recomputed here from the ladder and the per-example file.
+    per_example = np.load(Path(cfg.paths.output_dir) / "test_nll_bpd.npy")
+    over_examples = per_example.std(ddof=1) / math.sqrt(len(per_example))
+    shared = ladder[-1]["log_z_stderr"] / (64 * math.log(2))
+    assert shared > 0.2 * over_examples  # large enough for the sum to tell
+    assert m["nll_bpd_stderr"] == pytest.approx(math.hypot(over_examples, shared), rel=1e-6)
+    # Selected by the test's own estimator.
+    assert m["selection"]["estimator"] == m["nll_estimator"]["estimator"]
+    assert m["selection"]["split"] == "val" and m["nll_estimator"]["split"] == "test"
 
 
 def _trainer(tmp_path, cfg, steps: int, ckpt_every: int | None = None) -> L.Trainer:
@@ -144,7 +165,7 @@ def _trainer(tmp_path, cfg, steps: int, ckpt_every: int | None = None) -> L.Trai
 def test_resume_from_a_step_checkpoint_is_bit_for_bit(tmp_path):
     # 4 batches of 250 per epoch: the step-4 checkpoint ends an epoch (mid-epoch, the data
     # module restarts the pass: not exact for any family) and coincides with a validation.
-    small = [*FAST_AIS, "model.sgld_steps=3", "model.buffer_size=256", "model.val_ais_temps=5"]
+    small = [*FAST_AIS, "model.sgld_steps=3", "model.buffer_size=256", "model.ais_temps=[5,10]"]
 
     def fresh():
         L.seed_everything(0)

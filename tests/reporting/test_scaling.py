@@ -111,8 +111,8 @@ def test_where_the_evaluated_checkpoint_lies():
     assert checkpoint_fraction({"evaluated_checkpoint": None, "metrics": {}}) is None
 
 
-def test_the_report_marks_the_estimate_a_lower_bound_in_bits_per_dim_only(tmp_path):
-    """The EBM's bits/dim is an AIS estimate (a lower bound); its FID is an ordinary FID."""
+def test_the_report_marks_the_estimate_in_bits_per_dim_only(tmp_path):
+    """The EBM's bits/dim is an estimate of no proven direction; its FID is an ordinary FID."""
     records = [
         {
             "status": "completed",
@@ -139,5 +139,6 @@ def test_the_report_marks_the_estimate_a_lower_bound_in_bits_per_dim_only(tmp_pa
     write_report(records, tmp_path, resamples=10)
     text = (tmp_path / "scaling.md").read_text()
     bpd, fid = text.split("## FID")
-    assert "| ebm (lower bound) |" in bpd and "| ebm | " in fid and "lower bound) |" not in fid
+    assert "| ebm (estimate) |" in bpd and "| ebm | " in fid and "(estimate) |" not in fid
+    assert "lower bound" not in text
     assert "| arm | best step / steps | 0.9 ± 0 (2) |" in text

@@ -53,19 +53,33 @@ def test_kid_is_shown_in_each_extractors_unit():
     assert sig3(0.0289) == "0.0289" and sig3(28.94) == "28.9" and sig3(2.5e7) == "2.5e+07"
 
 
-def test_an_unconverged_ais_estimate_reads_as_at_least_and_the_floor_row_as_real_data():
+def test_an_estimate_claims_no_direction_its_biases_are_stated_and_the_floor_is_real_data():
     ladder = [{"temperatures": 250, "log_z": -3.0}, {"temperatures": 500, "log_z": -1.0}]
-    ebm = record(
-        "ebm", 0, nll_kind="estimate", nll_bpd=2.1, nll_bpd_stderr=0.05, log_z_ladder=ladder
-    )
-    ebm["metrics"]["log_z_converged"] = False
+    ebms = [
+        record(
+            "ebm",
+            seed,
+            nll_kind="estimate",
+            nll_bpd=2.1,
+            nll_bpd_stderr=0.05,
+            log_z_ladder=ladder,
+            log_z_last_move_bpd=move,
+            dequantisation_last_move_bpd=dq,
+        )
+        for seed, move, dq in ((0, 0.012, -0.0004), (1, 0.020, -0.0002))
+    ]
+    ebms[0]["metrics"]["log_z_converged"] = False
     floor = record(FLOOR_FAMILY, 0, fid=1.3, fid_ci=[0.8, 1.8])
-    rows = aggregate([ebm, floor])
+    rows = aggregate([*ebms, floor])
     md = to_markdown(rows)
-    assert "≥ 2.100 (±0.050) AIS estimate, low in expectation†" in md
+    assert "| 2.100 ± 0.000 (±0.050) estimate† |" in md
+    assert "≥" not in md and "low in expectation," not in md.split("estimate: ")[0]
     assert "| real data |" in md and "| 1.3 (±0.5) |" in md
-    assert "not ranked with the exact values and bounds" in md
-    assert r"$\geq$ 2.100" in to_latex(rows)
+    # The footer: both biases with their signs and the measured moves, over the runs.
+    assert "no direction is claimed" in md and "not ranked with exact values and bounds" in md
+    assert "by +0.0120 to +0.0200 bits/dim" in md and "draws by -0.0004 to -0.0002" in md
+    assert "†: the AIS ladder reached its longest schedule" in md
+    assert r"$\geq$" not in to_latex(rows)
 
 
 def test_the_footer_names_the_commits_that_trained_and_that_evaluated():
