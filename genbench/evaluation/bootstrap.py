@@ -138,7 +138,7 @@ def _fid(mu, mu_ref, tr_sigma, sigma_ref, tr_covmean) -> torch.Tensor:
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """KID's kernel (x.y / F + 1)^3, torch-fidelity's defaults: (N, F), (M, F) -> (N, M)."""
-    return (x @ y.T / x.shape[1] + 1) ** 3
+    return (x @ y.T).div_(x.shape[1]).add_(1).pow_(3)  # in place: one (N, M) buffer, not four
 
 
 def kid_of_resamples(
@@ -157,28 +157,50 @@ def kid_of_resamples(
     of all samples instead of the average over random subsets). Under resampling it excludes only
     the true diagonal, k(g_i, g_i): pairs of two copies of one sample are that diagonal too, so
     duplicates do not bias the resampled values upwards by (mean k(g, g) - mean k(g, g')) / N,
-    which near KID = 0 would be as large as the spread itself. All terms come from one N x N
-    and one N x M kernel matrix, so B resamples cost B N^2 multiply-adds.
+    which near KID = 0 would be as large as the spread itself. The kernel matrices are never
+    held whole: c^T K c is summed over blocks of rows of K, each computed once and used by all B
+    resamples, so memory is O(N F + B N + chunk) (the N x N float64 kernel would take 0.8 GB at
+    N = 10,000), and only its upper triangle is computed: B resamples cost about B N^2 / 2
+    multiply-adds.
     """
     device = generated.device
     g, r = generated.double(), reference.double().to(device)
     n, m = len(g), len(r)
-    k_gg = polynomial_kernel(g, g)
     rows = max(1, _CHUNK_ELEMENTS // max(n, m))
     k_gr_sums = torch.cat([polynomial_kernel(gc, r).sum(1) for gc in g.split(rows)])  # (N,)
     k_rr_sum = sum(polynomial_kernel(rc, r).sum() for rc in r.split(rows))
-    k_rr_diag = ((r * r).sum(1) / r.shape[1] + 1) ** 3
-    yy = (k_rr_sum - k_rr_diag.sum()) / (m * (m - 1))
+    yy = (k_rr_sum - _kernel_diagonal(r).sum()) / (m * (m - 1))
     if indices is None:
         counts = torch.ones(1, n, dtype=torch.float64, device=device)
     else:
         idx = indices.to(device)
         counts = torch.zeros(len(idx), n, dtype=torch.float64, device=device)
         counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
-    out = []
-    for c in counts.split(max(1, _CHUNK_ELEMENTS // n)):
-        same = (c**2 * k_gg.diagonal()).sum(1)
-        xx = (((c @ k_gg) * c).sum(1) - same) / (n**2 - (c**2).sum(1))
-        xy = c @ k_gr_sums / (n * m)
-        out.append(xx + yy - 2 * xy)
-    return torch.cat(out).cpu()
+    squares = counts**2
+    same = squares @ _kernel_diagonal(g)  # (B,): sum_i c_i^2 k(g_i, g_i)
+    xx = (_quadratic_form(g, counts, rows) - same) / (n**2 - squares.sum(1))
+    xy = counts @ k_gr_sums / (n * m)
+    return (xx + yy - 2 * xy).cpu()
+
+
+def _kernel_diagonal(x: torch.Tensor) -> torch.Tensor:
+    """k(x_i, x_i) (N,) for x (N, F), without the kernel matrix (and without an x * x temporary,
+    which at N = 10,000, F = 2048 would be as large as the features)."""
+    return (torch.linalg.vector_norm(x, dim=1).square() / x.shape[1] + 1) ** 3
+
+
+def _quadratic_form(x: torch.Tensor, counts: torch.Tensor, rows: int) -> torch.Tensor:
+    """c_b^T K c_b (B,) for K = polynomial_kernel(x, x) (N, N), counts c (B, N), from blocks of
+    `rows` rows of K's upper triangle, K[I, start:], each computed once for all B resamples: K
+    is symmetric, so a block's pairs right of its diagonal square stand for their mirror images
+    too (half the kernel's cost), and the diagonal square, counted twice that way, once less."""
+    out = torch.zeros(len(counts), dtype=torch.float64, device=x.device)
+    for start in range(0, len(x), rows):
+        stop = min(start + rows, len(x))
+        block = polynomial_kernel(x[start:stop], x[start:])  # (rows, N - start)
+        left = counts[:, start:stop]  # (B, rows)
+        upper = ((counts[:, start:] @ block.T) * left).sum(1)  # diagonal square + right of it
+        square = ((left @ block[:, : stop - start]) * left).sum(1)
+        out += 2 * upper - square
+        del block  # before the next one is computed: one block held at a time, not two
+    return out

@@ -51,9 +51,9 @@ def score_curve(
         ci = diff_ci = None
         if base_resamples is not None:
             resampled = fid_of_resamples(g, mu, sigma, idx)
-            ci = bootstrap_interval(resampled, fid, s.ci_level, s.ci_method, 0.0)
-            diff = resampled - base_resamples
-            diff_ci = bootstrap_interval(diff, fid - base_fid, s.ci_level, s.ci_method)
+            ci, diff_ci = fid_intervals(
+                resampled, fid, base_resamples, base_fid, s.ci_level, s.ci_method
+            )
         speed = measure_throughput(
             configured,
             s.throughput_samples,
@@ -75,3 +75,20 @@ def score_curve(
             }
         )
     return out
+
+
+def fid_intervals(
+    resampled: torch.Tensor,
+    fid: float,
+    base_resamples: torch.Tensor,
+    base_fid: float,
+    level: float,
+    method: str,
+) -> tuple[list[float], list[float]]:
+    """(fid_ci, fid_diff_ci): the interval of a setting's FID from its resamples' FIDs (B,), and
+    that of its difference from the baseline's FID from the differences of the two sets' FIDs
+    on the same resampled indices (B,): a paired bootstrap, in which the noise the two sets share
+    (the same initial noise) cancels."""
+    ci = bootstrap_interval(resampled, fid, level, method, 0.0)
+    diff_ci = bootstrap_interval(resampled - base_resamples, fid - base_fid, level, method)
+    return ci, diff_ci

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -97,8 +98,9 @@ def test_table_numbers_equal_results_files(sweep_dir):
             if not vals:  # e.g. a GAN has no likelihood: the table says so, never 0
                 assert row[f"{key}_mean"] is None
                 continue
-            assert row[f"{key}_mean"] == pytest.approx(np.mean(vals), rel=1e-12)
-            assert row[f"{key}_std"] == pytest.approx(np.std(vals, ddof=1), rel=1e-12)
+            a, b = vals  # two seeds: mean (a + b) / 2, standard deviation |a - b| / sqrt(2)
+            assert row[f"{key}_mean"] == pytest.approx((a + b) / 2, rel=1e-12)
+            assert row[f"{key}_std"] == pytest.approx(abs(a - b) / math.sqrt(2), rel=1e-12)
     assert any(r["nll_bpd_mean"] is None for r in rows)  # the GAN row
     rows = sorted(rows, key=lambda r: r["nll_bpd_mean"] is None)
     md = to_markdown(rows)
@@ -222,13 +224,34 @@ def test_paired_difference_equals_a_direct_computation(tmp_path):
         d = np.load(tmp_path / f"a{r['seed']}" / "test_nll_bpd.npy") - np.load(
             tmp_path / f"b{r['seed']}" / "test_nll_bpd.npy"
         )
-        half = 1.959963984540054 * d.std(ddof=1) / np.sqrt(len(d))
         assert r["mean"] == pytest.approx(d.mean(), abs=1e-12)
-        assert r["ci"] == pytest.approx([d.mean() - half, d.mean() + half], abs=1e-12)
-        assert r["ci"][0] < -0.05 + 0.01 < 0 and r["ci"][1] < 0  # b is worse, and it shows
+        assert r["ci"][0] < -0.05 < r["ci"][1] < 0  # covers the truth; b is worse, and it shows
     assert out["mean"] == pytest.approx(np.mean([r["mean"] for r in out["per_seed"]]))
     with pytest.raises(ValueError, match="no completed runs of model 'c'"):
         paired_difference(records, "a", "c")
+
+
+def test_paired_intervals_cover_the_true_difference_about_95_percent_of_the_time(tmp_path):
+    """200 seeds of two models on the same 300 test examples: bits/dim = the example's
+    difficulty (shared) + the model's offset (b: 0.05 worse) + the run's own noise (sd 0.02,
+    skewed: exponential). Each seed's 95% interval of mean(a - b) covers -0.05 in 90-99% of
+    them, and the half-widths average 1.96 times the mean's true standard deviation,
+    0.02 sqrt(2 / 300), within 2% (coverage alone would miss a width 10% off)."""
+    rng = np.random.default_rng(1)
+    difficulty = rng.gamma(2.0, 1.0, size=300)
+    records = []
+    for seed in range(200):
+        for model, offset in (("a", 0.0), ("b", 0.05)):
+            run = tmp_path / f"{model}{seed}"
+            run.mkdir()
+            noise = 0.02 * (rng.exponential(1.0, 300) - 1)
+            np.save(run / "test_nll_bpd.npy", difficulty + offset + noise)
+            records.append({"model": model, "seed": seed, "status": "completed", "_path": str(run)})
+    rows = paired_difference(records, "a", "b")["per_seed"]
+    covered = sum(r["ci"][0] <= -0.05 <= r["ci"][1] for r in rows)
+    assert len(rows) == 200 and 0.90 <= covered / 200 <= 0.99, covered
+    half = np.mean([(r["ci"][1] - r["ci"][0]) / 2 for r in rows])
+    assert half == pytest.approx(1.959963984540054 * 0.02 * math.sqrt(2 / 300), rel=0.02)
 
 
 def test_offline_runs_carry_flat_columns_group_and_curves_names(sweep_dir):
