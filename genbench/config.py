@@ -123,6 +123,17 @@ def describe_budget(budget) -> str:
     return f"budget=time, {budget.max_time} (DD:HH:MM:SS){cap}"
 
 
+# Settings of the dataset and hardware groups a DataLoader or torch would refuse only once the
+# run is under way (null where allowed: the library's default).
+AT_LEAST = {
+    "dataset.batch_size": 1,
+    "dataset.eval_batch_size": 1,
+    "dataset.num_workers": 0,
+    "hardware.num_workers": 0,
+    "hardware.threads": 1,
+}
+
+
 def check_config(cfg) -> None:
     """What a composed train or eval config must hold before anything runs, beyond the
     schemas' types: a one-line ValueError naming the key and what is valid. Every stage that
@@ -130,6 +141,10 @@ def check_config(cfg) -> None:
     seed = cfg.get("seed")
     if "seed" in cfg and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed={seed!r}; valid: an integer")
+    for key, least in AT_LEAST.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < least:
+            raise ValueError(f"{key}={value}; valid: an integer >= {least}")
     if "budget" in cfg:
         check_budget(cfg.budget)
     if "eval" in cfg:

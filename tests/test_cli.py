@@ -95,6 +95,8 @@ def test_a_budget_key_of_a_budget_not_in_force_names_the_group_to_add():
         (["budget=flops", "budget.flops=-1"], "budget.flops=-1.0; valid: a number >= 1"),
         (["budget.max_time=3min"], "budget.max_time='3min'; valid: DD:HH:MM:SS"),
         (["budget=flops", "budget.flops=null"], "budget.flops is null; budget=flops needs it"),
+        (["dataset.batch_size=0"], "dataset.batch_size=0; valid: an integer >= 1"),
+        (["hardware.threads=0"], "hardware.threads=0; valid: an integer >= 1"),
     ],
 )
 def test_a_value_no_run_can_use_is_refused_before_training(args, problem):
@@ -111,6 +113,19 @@ def test_each_job_of_a_sweep_is_checked_and_named():
     assert found.startswith("model.latent_dim is not a key of model")
     assert found.endswith("(the sweep's job model=flow)")
     assert command_line_problem("train", ["+experiment=digits_benchmark"], multirun=True) is None
+
+
+SWEEPS = sorted(
+    f"+{p.parent.name}={p.stem}"
+    for group in ("experiment", "hparams_search")
+    for p in (ROOT / "conf" / group).glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_shipped_sweep_passes_the_checks_job_by_job(sweep):
+    """No false refusal of a benchmark (make benchmark runs +experiment=digits_benchmark)."""
+    assert command_line_problem("train", [sweep], multirun=True) is None
 
 
 @pytest.mark.parametrize(

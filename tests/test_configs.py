@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from genbench.config import check_config
 from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
 from genbench.training.budget import trainer_limits
@@ -27,6 +28,7 @@ ROOT = Path(CONF_DIR).parent
 @pytest.mark.parametrize("model", MODELS)
 def test_model_dataset_compose_and_instantiate(model, dataset, tmp_path):
     cfg = compose_config([f"model={model}", f"dataset={dataset}", "hardware=cpu"], tmp_path)
+    check_config(cfg)  # what genbench-train checks before anything runs
     datamodule = instantiate(cfg.dataset)
     module = build_model(cfg.model, datamodule.spec)  # the spec needs no data files
     assert isinstance(module, GenerativeModule)
