@@ -8,6 +8,7 @@ after training)."""
 from __future__ import annotations
 
 import difflib
+import functools
 import shlex
 import sys
 from contextlib import contextmanager
@@ -76,27 +77,31 @@ def command_line_problem(app: str, args: list[str], multirun: bool = False) -> s
                 return _one_line(e)
             key, value = bad.split("=", 1)
             return f"cannot parse {bad} (Hydra's override grammar); quote it: '{key}=\"{value}\"'"
-        bare = _compose(app, [a for a in args if a.startswith("hydra")], hydra=True)
-        groups = set(bare.hydra.runtime.choices)
-        problem = _unadded_group(loader, parsed, groups, set(bare)) or _unasked_sweep(
-            app, parsed, multirun
-        )
+        _compose.cache_clear()  # files may have changed since the last call
+        try:
+            return _unasked_sweep(app, parsed, multirun) or _sweep_problem(app, parsed, loader)
+        finally:
+            _compose.cache_clear()
+
+
+def _sweep_problem(app: str, parsed, loader) -> str | None:
+    jobs = _jobs(app, parsed)
+    for job in jobs:
+        problem = _job_problem(app, job, parsed, loader)
         if problem:
-            return problem
-        jobs = _jobs(app, parsed)
-        for job in jobs:
-            problem = _job_problem(app, job, groups)
-            if problem:
-                sweep_values = [o for o in job if o not in _fixed(parsed)]
-                where = f" (the sweep's job {' '.join(sweep_values)})" if len(jobs) > 1 else ""
-                return problem + where
+            sweep_values = [o for o in job if o not in _fixed(parsed)]
+            where = f" (the sweep's job {' '.join(sweep_values)})" if len(jobs) > 1 else ""
+            return problem + where
     return None
 
 
-def _compose(app: str, overrides: list[str], hydra: bool = False) -> DictConfig:
+@functools.cache
+def _compose(app: str, overrides: tuple[str, ...]) -> DictConfig:
+    """The composed config, with its hydra node (the sweeper's params, the groups chosen);
+    cached within one check: a single run's is composed once."""
     from hydra import compose
 
-    return compose(app, overrides=overrides, return_hydra_config=hydra)
+    return compose(app, overrides=list(overrides), return_hydra_config=True)
 
 
 def _fixed(parsed) -> list[str]:
@@ -138,7 +143,7 @@ def _unasked_sweep(app: str, parsed, multirun: bool) -> str | None:
     if not sweeps or multirun:
         return None
     try:
-        if _compose(app, _fixed(parsed), hydra=True).hydra.mode == RunMode.MULTIRUN:
+        if _compose(app, tuple(_fixed(parsed))).hydra.mode == RunMode.MULTIRUN:
             return None
     except HydraException:
         return None  # the job's own composition says what is wrong
@@ -156,7 +161,7 @@ def _jobs(app: str, parsed) -> list[list[str]]:
     fixed = _fixed(parsed)
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     try:
-        params = _compose(app, fixed, hydra=True).hydra.sweeper.get("params") or {}
+        params = _compose(app, tuple(fixed)).hydra.sweeper.get("params") or {}
     except HydraException:
         params = {}  # the job's own composition says what is wrong
     parser = OverridesParser.create(config_loader=_loader())
@@ -193,16 +198,19 @@ def _loader():
     return GlobalHydra.instance().config_loader()
 
 
-def _job_problem(app: str, overrides: list[str], groups: set[str]) -> str | None:
-    """What Hydra refuses in composing this job (a key no config has, a value of the wrong
-    type), or what check_config refuses in the composed config."""
+def _job_problem(app: str, overrides: list[str], parsed, loader) -> str | None:
+    """What Hydra refuses in composing this job (an option or a key no config has, a value of
+    the wrong type), or what check_config refuses in the composed config."""
     from hydra.errors import HydraException
 
     try:
-        cfg = _compose(app, overrides)
+        cfg = _compose(app, tuple(overrides))
     except HydraException as e:
+        bare = _compose(app, tuple(o for o in overrides if o.startswith("hydra")))
+        groups = set(bare.hydra.runtime.choices)
         return (
-            _missing_option(e, overrides)
+            _unadded_group(loader, parsed, groups, set(bare))
+            or _missing_option(e, overrides)
             or _missing_key_among(app, overrides, groups)
             or _one_line(e)
         )
@@ -226,7 +234,7 @@ def _missing_key_among(app: str, overrides: list[str], groups: set[str]) -> str 
         if k in groups or k.startswith("hydra") or (k[0] == "+" and "." not in k)
     ]
     try:
-        cfg = _compose(app, choices)
+        cfg = _compose(app, tuple(choices))
     except HydraException:
         return None
     for _, key in keyed:
