@@ -71,9 +71,84 @@ class BudgetSchema:
     steps: int | None = None  # kind=steps: optimiser steps (Lightning's global_step)
     max_time: str | None = None  # kind=time: "DD:HH:MM:SS" of training wall-clock
     max_steps: int | None = None  # kind=time: a step cap as well (null = none)
-    validations: int = 10  # validation points, evenly spaced over the budget (flops, steps)
+    validations: int | None = None  # kind=flops, steps: validation points, evenly spaced
     val_check_interval: int | None = None  # kind=time: validate every N batches
     probe_batches: int = 2  # kind=flops: batches whose FLOPs are counted before training
+
+
+# The budget keys each kind reads: one of another kind's keys set (budget.flops=2e12 under the
+# default budget=time) would be ignored in silence, so it is an error.
+BUDGET_KEYS = {
+    "flops": ("flops", "validations"),
+    "steps": ("steps", "validations"),
+    "time": ("max_time", "max_steps", "val_check_interval"),
+}
+OPTIONAL_BUDGET_KEYS = ("max_steps", "val_check_interval")  # null: no cap, Lightning's default
+# Lightning's max_time string; a wrong one would fail only once the Trainer is built.
+MAX_TIME = re.compile(r"\d+:\d{2}:\d{2}:\d{2}")
+
+
+def check_budget(budget) -> None:
+    """A one-line ValueError naming a budget key that the budget in force does not read, or a
+    value it cannot train with."""
+    kind = budget.kind.value if isinstance(budget.kind, BudgetKind) else str(budget.kind)
+    for key in sorted(set().union(*BUDGET_KEYS.values()) - set(BUDGET_KEYS[kind])):
+        if budget[key] is not None:
+            value = f"{budget[key]:g}" if isinstance(budget[key], float) else budget[key]
+            owners = " or ".join(f"budget={k}" for k, keys in BUDGET_KEYS.items() if key in keys)
+            raise ValueError(
+                f"budget.{key}={value} is set but budget.kind={kind} is in force "
+                f"(budget={kind} reads {', '.join(BUDGET_KEYS[kind])}); add {owners}"
+            )
+    for key in BUDGET_KEYS[kind]:
+        if budget[key] is None and key not in OPTIONAL_BUDGET_KEYS:
+            raise ValueError(f"budget.{key} is null; budget={kind} needs it")
+    least = {"flops": 1, "steps": 1, "validations": 1, "max_steps": 1, "val_check_interval": 1}
+    least["probe_batches"] = 1 if kind == "flops" else 0  # the FLOP budget is counted by it
+    for key, low in least.items():
+        if budget[key] is not None and budget[key] < low:
+            raise ValueError(f"budget.{key}={budget[key]}; valid: a number >= {low}")
+    if kind == "time" and not MAX_TIME.fullmatch(str(budget.max_time)):
+        raise ValueError(f"budget.max_time={budget.max_time!r}; valid: DD:HH:MM:SS")
+
+
+def describe_budget(budget) -> str:
+    """The budget in force, for the run's start line: e.g. "budget=flops, 1e+12 FLOPs"."""
+    kind = budget.kind.value if isinstance(budget.kind, BudgetKind) else str(budget.kind)
+    if kind == "flops":
+        return f"budget=flops, {budget.flops:.3g} FLOPs"
+    if kind == "steps":
+        return f"budget=steps, {budget.steps} steps"
+    cap = f", at most {budget.max_steps} steps" if budget.max_steps is not None else ""
+    return f"budget=time, {budget.max_time} (DD:HH:MM:SS){cap}"
+
+
+# Settings of the dataset and hardware groups a DataLoader or torch would refuse only once the
+# run is under way (null where allowed: the library's default).
+AT_LEAST = {
+    "dataset.batch_size": 1,
+    "dataset.eval_batch_size": 1,
+    "dataset.num_workers": 0,
+    "hardware.num_workers": 0,
+    "hardware.threads": 1,
+}
+
+
+def check_config(cfg) -> None:
+    """What a composed train or eval config must hold before anything runs, beyond the
+    schemas' types: a one-line ValueError naming the key and what is valid. Every stage that
+    takes a setting whole checks it again (EvalSettings, trainer_limits)."""
+    seed = cfg.get("seed")
+    if "seed" in cfg and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed={seed!r}; valid: an integer")
+    for key, least in AT_LEAST.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < least:
+            raise ValueError(f"{key}={value}; valid: an integer >= {least}")
+    if "budget" in cfg:
+        check_budget(cfg.budget)
+    if "eval" in cfg:
+        EvalSettings.from_mapping(cfg.eval)
 
 
 @dataclass

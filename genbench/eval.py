@@ -15,8 +15,10 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from genbench.cli import check_command_line
 from genbench.config import CONF_PACKAGE, register
 from genbench.core.threads import limit_threads
+from genbench.help_page import maybe_help
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="eval")
@@ -103,25 +105,30 @@ def current_model_config(run_dir: Path):
     return compose(config_name="train", overrides=overrides).model
 
 
+DESCRIPTION = (
+    "re-evaluate a trained checkpoint, or score the real-data floor, the independent-pixel "
+    "baseline or samples made elsewhere, each into a record like a training run's."
+)
 EXAMPLES = [
-    "genbench-eval ckpt=outputs/runs/RUN/checkpoints/best_step000554.ckpt eval.num_samples=5000",
-    "genbench-eval floor=true dataset=mnist dataset.root=../shared/data   (the real-data floor)",
-    "genbench-eval samples=my_samples.npz dataset=mnist name=my-model     (any model's samples)",
+    "genbench-eval ckpt=outputs/runs/RUN/checkpoints/last.ckpt eval.num_samples=5000",
+    "genbench-eval floor=true dataset=digits hydra.run.dir=outputs/floor     # the floor",
+    "genbench-eval samples=my_samples.npz dataset=digits name=my-model  # anyone's samples",
+]
+NOTES = [
+    "Evaluation settings are eval.<key> (conf/eval/default.yaml): eval.num_samples=5000, "
+    "eval.nll=false, ...;",
+    "`genbench-eval --cfg job` prints them all. The record goes to hydra.run.dir (default "
+    "outputs/eval/<time>).",
+    "A misspelt key or a value no evaluation can use ends the command in one line before "
+    "anything runs.",
 ]
 
 
 def main() -> None:
-    """The console script: its help page, a check of the override keys, then Hydra."""
-    from genbench.cli import check_override_keys, maybe_help
-
-    maybe_help(
-        "eval",
-        "re-evaluate a checkpoint, or score the real-data floor, the "
-        "independent-pixel baseline (baseline=pixels) or samples made elsewhere.",
-        EXAMPLES,
-    )
+    """The console script: its help page, a check of the command line, then Hydra."""
+    maybe_help("eval", DESCRIPTION, EXAMPLES, NOTES)
     register()
-    check_override_keys("eval")
+    check_command_line("eval")
     _main()
 
 

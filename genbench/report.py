@@ -18,14 +18,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"))
     p.add_argument("--project", default=None, help="default: the spec's project")
     a = p.parse_args(argv)
+    import wandb
+
     from genbench.reporting.wandb_report import publish
 
     try:
         with open(a.spec) as f:
             spec = json.load(f)
         url = publish(spec, a.entity, a.project)
-    except (OSError, ValueError) as e:
-        sys.exit(f"genbench-report: error: {e}")
+    except (OSError, ValueError, wandb.errors.Error) as e:  # W&B's: a network or API refusal
+        sys.exit(f"genbench-report: error: {(str(e).strip().splitlines() or [repr(e)])[0]}")
     print(url)
 
 

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from genbench.config import check_config, describe_budget
 from genbench.core import results as res
 from genbench.core.checkpoints import load_checkpoint
 from genbench.core.settings import EvalSettings
@@ -71,11 +72,12 @@ def run(cfg: DictConfig) -> dict:
     Any exception after the model is built is recorded as status "failed" (with a one-line
     error) in results.json before it propagates.
     """
+    check_config(cfg)  # a setting no run can use: an error before anything (the CLI checks too)
     quiet_library_logs()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     limit_threads(cfg.hardware.get("threads"))
-    settings = EvalSettings.from_mapping(cfg.eval)  # a misspelt key: an error before anything
+    settings = EvalSettings.from_mapping(cfg.eval)
     L.seed_everything(cfg.seed, workers=True)
 
     plan = plan_job(cfg, out_dir)
@@ -83,10 +85,11 @@ def run(cfg: DictConfig) -> dict:
         log.info("job %s: skipped (%s for this config)", out_dir.name, plan.record["status"])
         return plan.record
     log.info(
-        "job %s: %s (seed %s, %s)",
+        "job %s: %s (seed %s, %s, %s)",
         out_dir.name,
         f"resuming from {plan.ckpt_path}" if plan.ckpt_path else "starting",
         cfg.seed,
+        describe_budget(cfg.budget),
         res.device_name(
             "cuda"
             if cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
@@ -220,7 +223,12 @@ def fit_and_evaluate(cfg, trainer, module, datamodule, callbacks, ckpt_path, rec
     record["status"] = "completed"
 
 
-INTERRUPTED = "interrupted (Ctrl-C): the same command resumes from the last checkpoint"
+# A rerun resumes only in this folder (a new run gets a new timestamped one): genbench-train's
+# last line gives the whole command.
+INTERRUPTED = (
+    "interrupted (Ctrl-C): the same command with hydra.run.dir set to this folder (a sweep's: "
+    "hydra.sweep.dir to the sweep's) resumes from the last checkpoint"
+)
 
 
 def results_path(out_dir: Path, record: dict) -> Path:

@@ -15,7 +15,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from genbench.cli import check_command_line
 from genbench.config import CONF_PACKAGE, register
+from genbench.help_page import maybe_help
 
 # What export_runs copies of each run: small files only (no checkpoints, no W&B folders).
 EXPORTED = (
@@ -43,15 +45,25 @@ def export_runs(source: Path, dest: Path) -> int:
 
 @hydra.main(version_base="1.3", config_path=CONF_PACKAGE, config_name="table")
 def _main(cfg: DictConfig) -> None:
+    """A missing source, a W&B login missing or a bad value ends in one line (exit status 1)."""
+    try:
+        _table(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"genbench-table: error: {(str(e).strip().splitlines() or [repr(e)])[0]}")
+
+
+def _table(cfg: DictConfig) -> None:
     from genbench.reporting.collect import collect, unfinished
     from genbench.reporting.paired import paired_difference, to_text
     from genbench.reporting.table import aggregate, to_markdown, write_all
     from genbench.reporting.wandb_report import publish, report_spec
 
+    if cfg.compare and len(cfg.compare) != 2:  # before anything is read or written
+        raise ValueError(f"compare={list(cfg.compare)}; valid: two model names, e.g. [arm,vae]")
     source = str(cfg.source)
     if cfg.export_runs:
         if "://" in source:
-            sys.exit("genbench-table: export_runs needs a folder source, not " + source)
+            raise ValueError("export_runs needs a folder source, not " + source)
         n = export_runs(Path(source), Path(cfg.export_runs))
         print(f"exported {n} files to {cfg.export_runs}")
         source = str(cfg.export_runs)  # the table is built from the copies, as a reader would
@@ -59,9 +71,9 @@ def _main(cfg: DictConfig) -> None:
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
     if not records:
-        sys.exit(
-            f"genbench-table: no readable results under source={source!r}; give the folder a "
-            "sweep wrote (hydra.sweep.dir, e.g. outputs/benchmark/digits) or a W&B source"
+        raise ValueError(
+            f"no readable results under source={source!r}; give the folder a sweep wrote "
+            "(hydra.sweep.dir, e.g. outputs/benchmark/digits) or a W&B source"
         )
     rows = aggregate(records)
     pending = unfinished(source) if "://" not in source else []
@@ -73,12 +85,7 @@ def _main(cfg: DictConfig) -> None:
         print(f"{len(pending)} job(s) started but not finished (rerun the sweep to complete):")
         print("\n".join(f"  {p}" for p in pending))
     if cfg.compare:
-        if len(cfg.compare) != 2:
-            sys.exit(f"genbench-table: compare={list(cfg.compare)} needs two model names")
-        try:
-            text = to_text(paired_difference(records, *map(str, cfg.compare)))
-        except ValueError as e:
-            sys.exit(f"genbench-table: {e}")
+        text = to_text(paired_difference(records, *map(str, cfg.compare)))
         print(text)
         (out_dir / "paired.txt").write_text(text)
     if cfg.wandb_report:
@@ -93,24 +100,23 @@ def _main(cfg: DictConfig) -> None:
     print("wrote: " + ", ".join(str(p) for p in written.values()))
 
 
+DESCRIPTION = (
+    "collect runs (results.json under a folder, or W&B) and write the comparison table "
+    "(Markdown, CSV, LaTeX) and its plots."
+)
 EXAMPLES = [
-    "genbench-table source=outputs/benchmark/digits",
-    "genbench-table source=outputs/benchmark/digits compare=[arm,vae]   (paired bits/dim)",
-    "genbench-table source=wandb://ENTITY/PROJECT out_dir=outputs/table",
+    "genbench-table source=docs/benchmark/digits/runs out_dir=outputs/table   # committed runs",
+    "genbench-table source=docs/benchmark/digits/runs out_dir=outputs/table compare=[arm,vae]",
+    "genbench-table source=outputs/benchmark/digits wandb_report=true   # + a W&B report spec",
 ]
+NOTES = ["Publish a written report spec with: genbench-report <out_dir>/wandb_report.json"]
 
 
 def main() -> None:
-    """The console script: its help page, then Hydra."""
-    from genbench.cli import maybe_help
-
-    maybe_help(
-        "table",
-        "collect runs (results.json under a folder, or W&B) and write the "
-        "comparison table (Markdown, CSV, LaTeX) and its plots.",
-        EXAMPLES,
-    )
+    """The console script: its help page, a check of the command line, then Hydra."""
+    maybe_help("table", DESCRIPTION, EXAMPLES, NOTES)
     register()
+    check_command_line("table")
     _main()
 
 

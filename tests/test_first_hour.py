@@ -51,11 +51,11 @@ def test_a_misspelt_key_names_the_nearest_valid_one():
 def test_keys_are_checked_against_the_experiment_a_command_appends(capsys):
     """+experiment=... picks the data set: its keys are valid (make benchmark-mnist's
     dataset.root), and a misspelt one is named against that data set's keys."""
-    from genbench.cli import check_override_keys
+    from genbench.cli import check_command_line
 
-    check_override_keys("train", ["-m", "+experiment=mnist_cpu_benchmark", "dataset.root=x"])
+    check_command_line("train", ["-m", "+experiment=mnist_cpu_benchmark", "dataset.root=x"])
     with pytest.raises(SystemExit) as stop:
-        check_override_keys("train", ["+experiment=mnist_cpu_benchmark", "dataset.rot=x"])
+        check_command_line("train", ["+experiment=mnist_cpu_benchmark", "dataset.rot=x"])
     assert stop.value.code == 2
     assert "did you mean dataset.root?" in capsys.readouterr().err
 
@@ -103,6 +103,7 @@ def test_a_run_ends_with_one_summary_line_and_readable_files(tmp_path):
     assert "completed: vae on digits, seed 0: " in line and "bits/dim (bound)" in line
     assert "FID " in line and "samples/s" in line and line.endswith(f"{tmp_path}/results.json")
     log = (tmp_path / "train.log").read_text()
+    assert "starting (seed 0, budget=steps, 20 steps, " in log  # the budget in force
     assert log.count("Seed set to") == 0 and log.count("GPU available") == 0
     assert "weights_only" not in log  # Lightning's line at every last.ckpt write
     assert (tmp_path / "results.json").stat().st_mode & 0o044  # readable by group and others

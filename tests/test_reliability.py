@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 
 from genbench.core.results import read_results
 from genbench.run import INTERRUPTED, run
-from genbench.train import INTERRUPTED_MESSAGE
+from genbench.train import interrupted_message
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
@@ -123,9 +124,9 @@ def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
     assert bad["metrics"]["nll_bpd"] is None  # no metrics from NaN weights
 
 
-def _hydra_refusal(proc: subprocess.CompletedProcess) -> list[str]:
-    """Hydra's own refusal: exit 1, first line names the override, nothing trained."""
-    assert proc.returncode != 0
+def _refusal(proc: subprocess.CompletedProcess) -> list[str]:
+    """The command line refused before anything ran (genbench.cli): exit 2, stderr's lines."""
+    assert proc.returncode == 2
     return proc.stderr.strip().splitlines()
 
 
@@ -144,18 +145,23 @@ def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
     last = good / "checkpoints" / "last.ckpt"
     ckpt_before = last.read_bytes()
 
-    lines = _hydra_refusal(_cli([*base, "budget.steps=abc", f"hydra.run.dir={tmp_path}/a"]))
-    assert lines[0] == "Error merging override budget.steps=abc", lines
-    assert "could not be converted to Integer" in lines[1]
-    lines = _hydra_refusal(_cli([*base, "trainer.max_step=5", f"hydra.run.dir={tmp_path}/a"]))
+    lines = _refusal(_cli([*base, "budget.steps=abc", f"hydra.run.dir={tmp_path}/a"]))
+    assert lines == [
+        "genbench-train: error: budget.steps=abc: Value 'abc' of type 'str' could not be "
+        "converted to Integer"
+    ]
+    lines = _refusal(_cli([*base, "trainer.max_step=5", f"hydra.run.dir={tmp_path}/a"]))
     assert (
         lines[0].startswith(
             "genbench-train: error: trainer.max_step is not a key of trainer (valid: "
         )
         and len(lines) == 1
     )
-    lines = _hydra_refusal(_cli([*base, "budget.kind=bogus", f"hydra.run.dir={tmp_path}/a"]))
-    assert "Invalid value 'bogus', expected one of [flops, steps, time]" in lines[1]
+    lines = _refusal(_cli([*base, "budget.kind=bogus", f"hydra.run.dir={tmp_path}/a"]))
+    assert lines == [
+        "genbench-train: error: budget.kind=bogus: Invalid value 'bogus', expected one of "
+        "[flops, steps, time]"
+    ]
     assert not (tmp_path / "a").exists()  # refused before anything ran
 
     msg = _one_line_error(
@@ -184,26 +190,35 @@ def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
     assert last.read_bytes() == ckpt_before
 
 
-def test_ctrl_c_says_how_to_resume_in_one_line_and_the_same_command_resumes(tmp_path):
-    """Ctrl-C (SIGINT) mid-training: exit status 130, one line on stderr saying how to resume and
-    no traceback, results.json says interrupted; the same command then resumes and completes."""
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "genbench.train", "model=vae", *RESUMABLE, f"hydra.run.dir={out}"]
+def test_ctrl_c_gives_the_command_that_resumes_the_run_and_it_does(tmp_path):
+    """Ctrl-C (SIGINT) mid-training of a run in its default, timestamped folder: exit status 130,
+    one line on stderr ending in the command that resumes it (a plain rerun would start afresh in
+    a new folder) and no traceback, results.json says interrupted; that command, run as printed,
+    resumes the run in its folder and completes it."""
+    cmd = [sys.executable, "-m", "genbench.train", "model=vae", *RESUMABLE]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    last, deadline = out / "checkpoints" / "last.ckpt", time.time() + 300
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
+    runs, deadline = tmp_path / "outputs" / "runs", time.time() + 300
+    while not list(runs.glob("*/checkpoints/last.ckpt")) and time.time() < deadline:
+        assert proc.poll() is None, "training finished before it could be interrupted"
         time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1] == f"genbench-train: {INTERRUPTED_MESSAGE}"
+    (out,) = runs.iterdir()
+    line = stderr.strip().splitlines()[-1]
+    assert line == f"genbench-train: {interrupted_message(line.split(' with: ', 1)[1])}"
+    command = shlex.split(line.split(" with: ", 1)[1])
+    assert command == ["genbench-train", "model=vae", *RESUMABLE, f"hydra.run.dir={out}"]
     rec = read_results(out / "results.json")
     assert rec["status"] == "failed" and rec["error"] == INTERRUPTED
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    script = Path(sys.executable).parent / "genbench-train"  # the console script, as printed
+    again = subprocess.run(
+        [str(script), *command[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stderr[-2000:]
+    assert [p.name for p in runs.iterdir()] == [out.name]  # no new folder
     rec = read_results(out / "results.json")
     assert rec["status"] == "completed" and rec["resumed_from"].endswith("last.ckpt")

@@ -8,6 +8,32 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+CI_METHODS = ("normal", "percentile", "basic")  # evaluation/bootstrap.py
+CHECKPOINTS = ("best", "last")
+# The least value of each whole-number setting: a wrong one ends the command before training
+# starts instead of in the evaluation after it (eval.num_samples=-5 trained, then torch.cat
+# failed). None, where the type allows it, means "all".
+AT_LEAST = {
+    "nll_max_batches": 1,
+    "grid_samples": 0,  # 0: no samples.png
+    "throughput_samples": 0,  # 0: not measured
+    "throughput_batch_size": 1,
+    "throughput_warmup_batches": 0,
+    "num_samples": 2,  # FID's covariance needs two
+    "fidelity_batch_size": 1,
+    "kid_subsets": 1,
+    "kid_subset_size": 2,
+    "isc_splits": 1,
+    "prc_neighborhood": 1,
+    "bootstrap_resamples": 0,  # 0: no intervals
+    "density_coverage_k": 1,
+    "memorisation_samples": 1,
+    "ct_cells": 1,
+    "ct_min_generated": 0,
+    "max_reference_samples": 1,
+    "max_train_samples": 1,
+}
+
 
 @dataclass
 class EvalSettings:
@@ -60,6 +86,27 @@ class EvalSettings:
         if missing:
             raise ValueError(f"eval settings miss {', '.join(missing)} (conf/eval/default.yaml)")
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        """A value no evaluation can use: a one-line ValueError naming the key and what is
+        valid."""
+        for name, least in AT_LEAST.items():
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < least):
+                raise ValueError(f"eval.{name}={value}; valid: an integer >= {least}")
+        for name, valid in (("checkpoint", CHECKPOINTS), ("ci_method", CI_METHODS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"eval.{name}={getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if not 0 < self.ci_level < 1:
+            raise ValueError(f"eval.ci_level={self.ci_level}; valid: 0 < ci_level < 1")
+        if not 0 < self.copy_percentile <= 100:
+            raise ValueError(f"eval.copy_percentile={self.copy_percentile}; valid: 0 < p <= 100")
+        k = max(self.prc_neighborhood, self.density_coverage_k)
+        if self.fidelity and self.num_samples <= k:
+            raise ValueError(
+                f"eval.num_samples={self.num_samples}; valid: more than the k-NN balls' k "
+                f"(eval.prc_neighborhood, eval.density_coverage_k: {k})"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

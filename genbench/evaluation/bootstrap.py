@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from genbench.core.settings import CI_METHODS
+
 # Elements of one chunk of gathered resamples or kernel rows, float64: 16M -> 128 MB.
 _CHUNK_ELEMENTS = 1 << 24
 
@@ -27,9 +29,6 @@ def percentile_interval(values: torch.Tensor, level: float) -> list[float]:
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype)
     low, high = torch.quantile(values, q).tolist()
     return [low, high]
-
-
-CI_METHODS = ("normal", "percentile", "basic")
 
 
 def bootstrap_interval(

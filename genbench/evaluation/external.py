@@ -11,6 +11,8 @@ mapped to the data set's K levels by rounding v (K - 1) / 255 when K < 256.
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +24,25 @@ EXTERNAL_FAMILY = "external"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+# What numpy raises on a file it cannot read (random bytes: its pickle message; a truncated
+# .npz: zipfile's; a damaged member: zlib's on reading it).
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def _array(path: Path) -> np.ndarray:
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    with np.load(path, allow_pickle=False) as z:
-        names = list(z.keys())
-        if not names:
-            raise ValueError(f"samples={str(path)!r} holds no arrays")
-        return z["samples"] if "samples" in names else z[names[0]]
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.keys())
+            if names:
+                return z["samples"] if "samples" in names else z[names[0]]
+    except UNREADABLE as e:
+        raise ValueError(
+            f"samples={str(path)!r} is not a readable {path.suffix} file (corrupt, truncated or "
+            "not written by numpy)"
+        ) from e
+    raise ValueError(f"samples={str(path)!r} holds no arrays")
 
 
 def _folder(path: Path, spec: DataSpec) -> np.ndarray:

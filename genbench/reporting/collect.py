@@ -83,10 +83,10 @@ def from_wandb_offline(root: str | Path) -> tuple[list[dict], list[str]]:
 
 def from_wandb_project(path: str) -> tuple[list[dict], list[str]]:
     """Runs of a W&B project 'entity/project' through the public API (needs network + login)."""
-    import wandb
+    from genbench.reporting.wandb_report import wandb_api
 
     records, problems = [], []
-    for run in wandb.Api().runs(path):
+    for run in wandb_api().runs(path):
         try:
             records.append(record_from_wandb(dict(run.summary), run.name))
         except ResultsError as e:

@@ -147,8 +147,20 @@ def build_report(spec: dict, entity: str | None = None, project: str | None = No
     )
 
 
+def wandb_api():
+    """wandb.Api(); without a W&B login, a one-line ValueError saying how to log in (W&B's
+    report library raised a bare Exception with a traceback)."""
+    import wandb
+
+    try:
+        return wandb.Api()
+    except wandb.errors.UsageError as e:
+        raise ValueError(f"W&B: {e} (or set WANDB_API_KEY)") from e
+
+
 def publish(spec: dict, entity: str | None = None, project: str | None = None) -> str:
     """Save the report to W&B (network and login needed); return its URL."""
+    wandb_api()  # the login, checked before anything is built
     report = build_report(spec, entity, project)
     report.save()
     return report.url
