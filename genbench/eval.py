@@ -49,6 +49,9 @@ def _evaluate(cfg: DictConfig) -> None:
     from genbench.reporting.summary import summary_line
 
     limit_threads(cfg.hardware.get("threads"))
+    if not cfg.samples and (cfg.levels is not None or cfg.key is not None):
+        what = "levels" if cfg.levels is not None else "key"
+        raise ValueError(f"{what}={cfg[what]!r} describes samples=PATH, which is not given")
     settings = EvalSettings.from_mapping(cfg.eval)
     out_dir = Path(cfg.output_dir)
     gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
@@ -67,7 +70,15 @@ def _evaluate(cfg: DictConfig) -> None:
         path = out_dir / "results.json"
         dm = instantiate(cfg.dataset)
         record = write_external(
-            cfg.samples, dm, settings, out_dir, cfg.dataset_name, cfg.name, device
+            cfg.samples,
+            dm,
+            settings,
+            out_dir,
+            cfg.dataset_name,
+            cfg.name,
+            device,
+            levels=cfg.levels,
+            key=cfg.key,
         )
     elif cfg.ckpt:
         run_dir = run_dir_of(cfg.ckpt)

@@ -206,11 +206,15 @@ def write_external(
     dataset_name: str,
     name: str | None = None,
     device: str | torch.device = "cpu",
+    levels: int | None = None,
+    key: str | None = None,
 ) -> dict:
-    """Score samples made elsewhere (external.load_samples) with every sample metric, against
-    the same references as the trained families, and write out_dir/results.json (family
-    "external", model `name` or the file's stem; the file and its sha256 in `external`)."""
-    generated = load_samples(samples, datamodule.spec)
+    """Score samples made elsewhere (external.load_samples: `levels`, the levels the file's
+    integers use; `key`, the array of an .npz) with every sample metric, against the same
+    references as the trained families, and write out_dir/results.json (family "external",
+    model `name` or the file's stem; in `external`: the file, its sha256, the count, and how it
+    was read: the array, the integers' range, their levels and the mapping to the data's)."""
+    generated, how = load_samples(samples, datamodule.spec, levels=levels, key=key)
     if len(generated) < settings.num_samples:
         log.warning(
             "%d samples, fewer than eval.num_samples=%d: the fidelity metrics' bias differs from "
@@ -238,6 +242,7 @@ def write_external(
             "samples": str(samples),
             "sha256": samples_hash(samples),
             "count": len(generated),
+            **how,
         },
         eval_config=settings.to_dict(),
     )
