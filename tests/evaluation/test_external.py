@@ -114,7 +114,15 @@ def test_points_take_no_levels(tmp_path):
 
 def test_eval_cli_refuses_levels_without_samples_in_one_line(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "genbench.eval", "floor=true", "levels=256"]
+        [
+            sys.executable,
+            "-m",
+            "genbench.eval",
+            "floor=true",
+            "levels=256",
+            "dataset=moons",
+            "eval=fast",
+        ]
         + [f"hydra.run.dir={tmp_path}"],
         cwd=ROOT,
         capture_output=True,
