@@ -53,6 +53,8 @@ METRIC_KEYS = (
 )
 # The real-data floor's pseudo-family (genbench-eval floor=true), in records and tables.
 FLOOR_FAMILY = "real-data"
+# Samples made elsewhere (genbench-eval samples=...), scored like a family's.
+EXTERNAL_FAMILY = "external"
 REQUIRED = ("schema", "status", "family", "model", "dataset", "seed", "metrics")
 # Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
 RECORD_KEYS = ("status", "family", "model", "dataset", "seed")

@@ -24,7 +24,6 @@ import torch
 
 from genbench.core.spec import DataSpec
 
-EXTERNAL_FAMILY = "external"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 EIGHT_BIT = 256  # the levels an image file holds: the only default for `levels`
 

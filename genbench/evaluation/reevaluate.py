@@ -16,7 +16,7 @@ from genbench.core.checkpoints import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate, evaluation_seed
-from genbench.evaluation.external import EXTERNAL_FAMILY, load_samples, samples_hash
+from genbench.evaluation.external import load_samples, samples_hash
 from genbench.evaluation.floor import score_floor
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
 from genbench.evaluation.reference import RealData
@@ -235,7 +235,7 @@ def write_external(
         ref = None if datamodule.spec.is_image else datamodule.split("test")[0]
         save_samples(grid, datamodule.spec, out_dir / "samples.png", reference=ref)
     model = name or Path(samples).stem
-    record = res.new_record(EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
+    record = res.new_record(res.EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
     record["metrics"].update(metrics)
     record.update(
         external={
