@@ -46,6 +46,7 @@ def _evaluate(cfg: DictConfig) -> None:
         write_external,
         write_floor,
     )
+    from genbench.reporting.loggers import update_wandb_run
     from genbench.reporting.summary import summary_line
 
     limit_threads(cfg.hardware.get("threads"))
@@ -92,6 +93,7 @@ def _evaluate(cfg: DictConfig) -> None:
             model_overrides=cfg.model,
             data_root=cfg.data_root,
         )
+        update_wandb_run(run_dir, record, out_dir)  # W&B agrees with results.json
     else:
         raise ValueError(
             "nothing to evaluate; valid: ckpt=PATH (re-evaluate a run), floor=true, "

@@ -88,6 +88,28 @@ def new_record(
     }
 
 
+def past_evaluation(record: dict, replaced: str, files: str | None) -> dict:
+    """What a re-evaluation replaces in `record`, kept in its `history` list: the evaluation's
+    time (`evaluated_at`: genbench-eval's `reevaluated`, or for the training run's own
+    evaluation the run's `created`, its start), its code (`versions`), settings (`eval_config`,
+    `eval_model_changes`), checkpoint, device, status, every metric, and where its files
+    (samples.png, per-example NLLs) are; `replaced`: when the re-evaluation replaced it."""
+    config = record.get("config") or {}
+    return {
+        "evaluated_at": record.get("reevaluated") or record.get("created"),
+        "replaced_at": replaced,
+        "versions": record.get("reevaluated_with") or record.get("versions"),
+        "eval_config": record.get("eval_config") or config.get("eval"),
+        "eval_model_changes": record.get("eval_model_changes") or {},
+        "evaluated_checkpoint": record.get("evaluated_checkpoint"),
+        "device": record.get("device"),
+        "status": record["status"],
+        "error": record.get("error"),
+        "metrics": record["metrics"],
+        "files": files,
+    }
+
+
 def validate(record: dict, source: str = "results") -> dict:
     """Check the keys genbench-table relies on; raise ResultsError naming what is wrong."""
     if not isinstance(record, dict):

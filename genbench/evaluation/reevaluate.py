@@ -4,6 +4,7 @@ independent-pixel baseline or samples made elsewhere, each into a results record
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -82,8 +83,9 @@ def reevaluate_checkpoint(
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate on
     `device`, and update the run's results.json atomically (metrics not recomputed keep their
-    old values). The model config is `evaluation_model_config(run's, model_now,
-    model_overrides)`; what it changed is recorded as eval_model_changes."""
+    old values; the evaluation replaced is kept in its `history`: keep_previous). The model
+    config is `evaluation_model_config(run's, model_now, model_overrides)`; what it changed is
+    recorded as eval_model_changes."""
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -103,8 +105,9 @@ def reevaluate_checkpoint(
 
     results_path = run_dir / "results.json"
     seed = int(run_cfg.get("seed", 0))
+    started = res.now_iso()  # `reevaluated`, and when the evaluation it replaces was replaced
     if results_path.is_file():
-        record = res.read_results(results_path)
+        record = keep_previous(res.read_results(results_path), run_dir, out_dir, started)
     else:  # a run that died before writing one: start a record from its config
         name = str(run_cfg.get("model_name") or run_dir.name)
         record = res.new_record(module.family, name, datamodule.spec.name, seed, "completed")
@@ -119,15 +122,38 @@ def reevaluate_checkpoint(
         record.pop("error", None)
     record.update(
         evaluated_checkpoint=ckpt.name,
-        reevaluated=res.now_iso(),
+        reevaluated=started,
         reevaluated_with=res.versions(),  # the code that evaluated; `versions` trained
         eval_config=settings.to_dict(),
         eval_model_changes=changed,
+        eval_dir=None if out_dir is None else str(Path(out_dir).resolve()),
         device=res.device_name(module.device),
     )
     res.write_results(results_path, record)
     log.info("updated %s", results_path)
     return record
+
+
+# What an evaluation writes into its folder besides results.json (evaluate.evaluate).
+EVALUATION_FILES = ("samples.png", "nearest_neighbours.png", "test_nll_bpd.npy")
+
+
+def keep_previous(record: dict, run_dir: Path, out_dir: str | Path | None, now: str) -> dict:
+    """`record` with its current evaluation appended to its `history` (res.past_evaluation),
+    before a re-evaluation replaces it. Where the re-evaluation writes into the folder that
+    holds that evaluation's files (the run's own, for training's evaluation), they are copied
+    to <folder>/history/<n>/ first, and the entry names that copy."""
+    history = record.get("history") or []
+    files = Path(record.get("eval_dir") or run_dir)
+    if out_dir is not None and Path(out_dir).resolve() == files.resolve():
+        old = [files / name for name in EVALUATION_FILES if (files / name).is_file()]
+        dest = files / "history" / str(len(history))
+        for f in old:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest / f.name)  # copied: a file this evaluation skips stays current
+        files = dest if old else files
+    entry = res.past_evaluation(record, now, str(files))
+    return {**record, "history": [*history, entry]}
 
 
 def write_floor(
