@@ -38,6 +38,7 @@ def offline_runs(records: list[dict], out_dir: Path, project: str, entity: str |
     flat columns, then the metrics, the images beside its results.json and its curve.
     Returns the run ids."""
     ids = []
+    out_dir.mkdir(parents=True, exist_ok=True)  # wandb warns of a save folder not there yet
     for rec in records:
         logger = WandbLogger(
             project=project,

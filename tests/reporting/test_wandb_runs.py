@@ -136,7 +136,7 @@ def test_committed_results_become_offline_wandb_runs_that_give_the_same_table(tm
     out = _cli("table", f"source={source}", f"out_dir={tmp_path / 'table'}", f"export_wandb={dest}")
     assert f"4 offline W&B runs -> {dest / 'wandb'}" in out
     assert f"upload: wandb sync {dest / 'wandb'}/offline-run-*" in out
-    assert "anonymous" not in out
+    assert "anonymous" not in out and "wandb: WARNING" not in out
 
     files, _ = collect(str(source))
     runs, problems = collect(f"wandb-offline://{dest}")
