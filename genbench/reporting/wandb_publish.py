@@ -46,7 +46,7 @@ def offline_runs(records: list[dict], out_dir: Path, project: str, entity: str |
             mode="offline",  # uploaded by `wandb sync`, never from here
             save_dir=str(out_dir),
             id=run_id(rec),
-            settings={"quiet": True},  # no end-of-run table for each of 22 runs
+            settings={"silent": True},  # 22 runs: our one line says where they are
             **_logger_settings(rec),
         )
         extra = {"eval_config": rec["eval_config"]} if rec.get("eval_config") else {}
