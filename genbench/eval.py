@@ -104,16 +104,26 @@ def _evaluate(cfg: DictConfig) -> None:
 
 def current_model_config(run_dir: Path):
     """Today's config of the run's model for its data set (conf/model + dataset_model), or None
-    when the run's config does not name them."""
+    where the run's folder does not say which they were, or today's configs do not hold them (a
+    user's own model, its config outside genbench's: the run's recorded config is complete)."""
     from hydra import compose
+    from hydra.errors import MissingConfigException
     from omegaconf import OmegaConf
 
-    run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    names = (run_cfg.get("model_name"), run_cfg.get("dataset_name"))
+    # The choices Hydra recorded for the run: its config.yaml's model_name is an interpolation
+    # of the running app's choices, which under genbench-eval read model None, dataset digits.
+    try:
+        choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    except (OSError, AttributeError):
+        return None
+    names = (choices.get("model"), choices.get("dataset"))
     if None in names:
         return None
-    overrides = [f"model={names[0]}", f"dataset={names[1]}"]
-    return compose(config_name="train", overrides=overrides).model
+    try:
+        overrides = [f"model={names[0]}", f"dataset={names[1]}"]
+        return compose(config_name="train", overrides=overrides).model
+    except MissingConfigException:
+        return None
 
 
 EXAMPLES = [
