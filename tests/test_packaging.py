@@ -7,6 +7,7 @@ import os
 import site
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from genbench.core.results import read_results
@@ -34,6 +35,12 @@ def test_wheel_in_a_fresh_venv_gives_working_clis(tmp_path):
         )
     )
     (wheel,) = dist.glob("genbench-*.whl")
+    with zipfile.ZipFile(wheel) as whl:  # the licence travels with the package
+        metadata = whl.read("genbench-0.1.0.dist-info/METADATA").decode()
+        assert "License-Expression: MIT" in metadata.splitlines()
+        assert (
+            whl.read("genbench-0.1.0.dist-info/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        )
     venv = tmp_path / "venv"
     _ok(subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], timeout=120))
     # The dependencies from this environment's site-packages, by a plain path entry: its .pth
