@@ -104,18 +104,15 @@ def _evaluate(cfg: DictConfig) -> None:
 
 def current_model_config(run_dir: Path):
     """Today's config of the run's model for its data set (conf/model + dataset_model), or None
-    where the run's folder does not say which they were, or today's configs do not hold them (a
-    user's own model, its config outside genbench's: the run's recorded config is complete)."""
+    where the run's folder does not say which they were (reevaluate.recorded_choices), or
+    today's configs do not hold them (a user's own model, its config outside genbench's: the
+    run's recorded config is complete)."""
     from hydra import compose
     from hydra.errors import MissingConfigException
-    from omegaconf import OmegaConf
 
-    # The choices Hydra recorded for the run: its config.yaml's model_name is an interpolation
-    # of the running app's choices, which under genbench-eval read model None, dataset digits.
-    try:
-        choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
-    except (OSError, AttributeError):
-        return None
+    from genbench.evaluation.reevaluate import recorded_choices
+
+    choices = recorded_choices(run_dir)
     names = (choices.get("model"), choices.get("dataset"))
     if None in names:
         return None

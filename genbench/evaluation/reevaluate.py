@@ -39,6 +39,18 @@ def run_dir_of(ckpt: str | Path) -> Path:
     return run_dir
 
 
+def recorded_choices(run_dir: Path) -> dict:
+    """The config-group choices Hydra recorded for the run (.hydra/hydra.yaml: model, dataset,
+    ...), {} where it recorded none. The run's config.yaml names them by interpolations of the
+    running app's choices (model_name: ${hydra:runtime.choices.model}), which under
+    genbench-eval read model None and dataset digits."""
+    try:
+        choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    except (OSError, AttributeError):
+        return {}
+    return dict(choices)
+
+
 def _plain(cfg) -> dict:
     if cfg is None:
         return {}
@@ -109,7 +121,7 @@ def reevaluate_checkpoint(
     if results_path.is_file():
         record = keep_previous(res.read_results(results_path), run_dir, out_dir, started)
     else:  # a run that died before writing one: start a record from its config
-        name = str(run_cfg.get("model_name") or run_dir.name)
+        name = str(recorded_choices(run_dir).get("model") or run_dir.name)
         record = res.new_record(module.family, name, datamodule.spec.name, seed, "completed")
     start = time.perf_counter()
     metrics = evaluate(module, datamodule, out_dir, settings, run_seed=seed)

@@ -4,6 +4,7 @@ images, the quality-vs-compute curve and a table of samples with their classifie
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -145,14 +146,26 @@ def update_wandb_run(run_dir: Path, record: dict, out_dir: Path | None) -> str |
         wandb_id = None
     if not settings or not wandb_id:
         return None
+    import wandb
+
     kwargs = {k: v for k, v in settings.items() if k not in ("_target_", "save_dir", "id")}
+    # the mode asked for now, as the logger config reads it at training; else the run's own
+    kwargs["mode"] = os.environ.get("WANDB_MODE") or kwargs.get("mode")
     logger = WandbLogger(**kwargs, save_dir=str(run_dir), id=wandb_id, resume="allow")
-    logger.experiment.config.update(
-        {"eval_config": record.get("eval_config")}, allow_val_change=True
-    )
-    logger.experiment.summary.update({"reevaluated": record.get("reevaluated")})
-    log_metrics([logger], record, Path(out_dir) if out_dir is not None else run_dir)
-    finish_wandb([logger])
+    try:
+        logger.experiment.config.update(
+            {"eval_config": record.get("eval_config")}, allow_val_change=True
+        )
+        logger.experiment.summary.update({"reevaluated": record.get("reevaluated")})
+        log_metrics([logger], record, Path(out_dir) if out_dir is not None else run_dir)
+    except wandb.errors.Error as e:  # e.g. a run logged online, no login here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"results.json is updated; its W&B run {wandb_id} is not ({first}); "
+            "rerun with WANDB_MODE=offline or after `wandb login`"
+        ) from e
+    finally:
+        finish_wandb([logger])
     return wandb_id
 
 

@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs" / "benchmark" / "digits" / "runs"
 
 
-def _cli(app: str, *args: str) -> str:
+def _cli(app: str, *args: str, ok: bool = True, **env_values: str) -> str:
     """stdout and stderr as one console shows them, with W&B's own printing on (no
     WANDB_SILENT: what a user sees)."""
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
-    env.update(WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SILENT", "WANDB_API_KEY")}
+    env.update({"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", **env_values})
     out = subprocess.run(
         [sys.executable, "-m", f"genbench.{app}", *args],
         cwd=ROOT,
@@ -35,7 +35,7 @@ def _cli(app: str, *args: str) -> str:
         timeout=600,
         env=env,
     )
-    assert out.returncode == 0, out.stdout[-3000:]
+    assert (out.returncode == 0) == ok, out.stdout[-3000:]
     return out.stdout
 
 
@@ -123,6 +123,16 @@ def test_a_reevaluation_keeps_what_it_replaces_and_wandb_agrees_with_results(tra
     (rec,), problems = collect(f"wandb-offline://{run_dir}")
     assert problems == []
     assert {k: rec["metrics"][k] for k in METRIC_KEYS} == {k: m[k] for k in METRIC_KEYS}
+
+    # W&B online without a login (HOME without one): one line that says what was written
+    home = tmp_path / "home"
+    out = _cli("eval", f"ckpt={ckpt}", *settings, ok=False, WANDB_MODE="online", HOME=str(home))
+    assert _last_line(out) == (
+        f"genbench-eval: error: results.json is updated; its W&B run {runs[0]['id']} is not "
+        "(No API key configured. Use `wandb login` to log in.); rerun with WANDB_MODE=offline "
+        "or after `wandb login`"
+    )
+    assert len(read_results(run_dir / "results.json")["history"]) == 2
 
 
 def test_committed_results_become_offline_wandb_runs_that_give_the_same_table(tmp_path):
