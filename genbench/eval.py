@@ -48,9 +48,13 @@ def _evaluate(cfg: DictConfig) -> None:
         write_external,
         write_floor,
     )
+    from genbench.reporting.loggers import update_wandb_run
     from genbench.reporting.summary import summary_line
 
     limit_threads(cfg.hardware.get("threads"))
+    if not cfg.samples and (cfg.levels is not None or cfg.key is not None):
+        what = "levels" if cfg.levels is not None else "key"
+        raise ValueError(f"{what}={cfg[what]!r} describes samples=PATH, which is not given")
     settings = EvalSettings.from_mapping(cfg.eval)
     out_dir = Path(cfg.output_dir)
     gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
@@ -69,7 +73,15 @@ def _evaluate(cfg: DictConfig) -> None:
         path = out_dir / "results.json"
         dm = instantiate(cfg.dataset)
         record = write_external(
-            cfg.samples, dm, settings, out_dir, cfg.dataset_name, cfg.name, device
+            cfg.samples,
+            dm,
+            settings,
+            out_dir,
+            cfg.dataset_name,
+            cfg.name,
+            device,
+            levels=cfg.levels,
+            key=cfg.key,
         )
     elif cfg.ckpt:
         run_dir = run_dir_of(cfg.ckpt)
@@ -83,6 +95,7 @@ def _evaluate(cfg: DictConfig) -> None:
             model_overrides=cfg.model,
             data_root=cfg.data_root,
         )
+        update_wandb_run(run_dir, record, out_dir)  # W&B agrees with results.json
     else:
         raise ValueError(
             "nothing to evaluate; valid: ckpt=PATH (re-evaluate a run), floor=true, "
@@ -93,16 +106,23 @@ def _evaluate(cfg: DictConfig) -> None:
 
 def current_model_config(run_dir: Path):
     """Today's config of the run's model for its data set (conf/model + dataset_model), or None
-    when the run's config does not name them."""
+    where the run's folder does not say which they were (reevaluate.recorded_choices), or
+    today's configs do not hold them (a user's own model, its config outside genbench's: the
+    run's recorded config is complete)."""
     from hydra import compose
-    from omegaconf import OmegaConf
+    from hydra.errors import MissingConfigException
 
-    run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    names = (run_cfg.get("model_name"), run_cfg.get("dataset_name"))
+    from genbench.evaluation.reevaluate import recorded_choices
+
+    choices = recorded_choices(run_dir)
+    names = (choices.get("model"), choices.get("dataset"))
     if None in names:
         return None
-    overrides = [f"model={names[0]}", f"dataset={names[1]}"]
-    return compose(config_name="train", overrides=overrides).model
+    try:
+        overrides = [f"model={names[0]}", f"dataset={names[1]}"]
+        return compose(config_name="train", overrides=overrides).model
+    except MissingConfigException:
+        return None
 
 
 DESCRIPTION = (

@@ -165,8 +165,9 @@ def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
                 table = None
             if record["status"] != "failed":
                 log_metrics(loggers, record, out_dir, table)
-            log.info(summary_line(record, out_dir / "results.json"))
         finish_wandb(loggers)
+        if trainer.is_global_zero:  # the run's last line: after W&B's own closing lines
+            log.info(summary_line(record, out_dir / "results.json"))
     return record
 
 

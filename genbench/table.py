@@ -75,6 +75,13 @@ def _table(cfg: DictConfig) -> None:
             f"no readable results under source={source!r}; give the folder a sweep wrote "
             "(hydra.sweep.dir, e.g. outputs/benchmark/digits) or a W&B source"
         )
+    if cfg.export_wandb:
+        from genbench.reporting.wandb_publish import offline_runs
+
+        dest = Path(cfg.export_wandb)
+        ids = offline_runs(records, dest, cfg.wandb_project, cfg.wandb_entity)
+        print(f"{len(ids)} offline W&B runs -> {dest / 'wandb'}")
+        print(f"upload: wandb sync {dest / 'wandb'}/offline-run-*")
     rows = aggregate(records)
     pending = unfinished(source) if "://" not in source else []
     default = Path(source) / "table" if "://" not in source else Path("outputs/table")

@@ -151,10 +151,16 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
     rng = np.random.default_rng(0)
     for i in range(200):
         Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(noise_dir / f"{i}.png")
+    # 8-bit files on digits' 17 levels: said with levels=256, never guessed from the values
     common = ["dataset=digits", "eval=fast", "eval.num_samples=1000", "eval.memorisation=false"]
+    common_samples = [*common, "levels=256"]
     for name, path in (("train", tmp_path / "train.npz"), ("noise", noise_dir)):
         out = cli(
-            "eval", f"samples={path}", f"name={name}", *common, f"hydra.run.dir={tmp_path / name}"
+            "eval",
+            f"samples={path}",
+            f"name={name}",
+            *common_samples,
+            f"hydra.run.dir={tmp_path / name}",
         )
         assert out.returncode == 0, out.stderr[-2000:]
     out = cli("eval", "floor=true", *common, f"hydra.run.dir={tmp_path / 'floor'}")
@@ -164,6 +170,9 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
     floor = read_results(tmp_path / "floor" / "floor.json")
     assert real["family"] == "external" and real["model"] == "train"
     assert real["external"]["count"] == 1000 and len(real["external"]["sha256"]) == 64
+    assert real["external"]["levels"] == 256 and real["external"]["array"] == "arr_0"
+    assert real["external"]["mapping"] == "round(v * 16 / 255)"
+    assert real["external"]["values"] == [0, 255] and noise["external"]["array"] is None
     # all 1000 training images, as the floor scores them (in another order): the same numbers
     for key in ("fid", "precision", "recall", "density", "coverage"):
         assert real["metrics"][key] == pytest.approx(floor["metrics"][key], rel=1e-6), key

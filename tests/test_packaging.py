@@ -1,5 +1,5 @@
-"""Installable and extensible: a built wheel gives working CLIs (configs inside the package), and
-a family from the user's own package plugs in through hydra.searchpath."""
+"""Installable: a built wheel gives working CLIs (configs inside the package). A family from the
+user's own package: tests/test_own_model.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import site
 import subprocess
 import sys
-import textwrap
+import zipfile
 from pathlib import Path
 
 from genbench.core.results import read_results
@@ -35,6 +35,12 @@ def test_wheel_in_a_fresh_venv_gives_working_clis(tmp_path):
         )
     )
     (wheel,) = dist.glob("genbench-*.whl")
+    with zipfile.ZipFile(wheel) as whl:  # the licence travels with the package
+        metadata = whl.read("genbench-0.1.0.dist-info/METADATA").decode()
+        assert "License-Expression: MIT" in metadata.splitlines()
+        assert (
+            whl.read("genbench-0.1.0.dist-info/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        )
     venv = tmp_path / "venv"
     _ok(subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], timeout=120))
     # The dependencies from this environment's site-packages, by a plain path entry: its .pth
@@ -77,71 +83,3 @@ def test_wheel_in_a_fresh_venv_gives_working_clis(tmp_path):
     assert read_results(run_dir / "results.json")["evaluated_checkpoint"] == best.name
     out = cli(str(bin_dir / "genbench-table"), f"source={run_dir}")
     assert "| vae | vae | moons |" in out.stdout
-
-
-FAMILY = '''
-"""A user's own family: a diagonal Gaussian on points (exact likelihood)."""
-import math
-
-import torch
-
-from genbench.families.base import GenerativeModule
-
-
-class DiagonalGaussian(GenerativeModule):
-    family = "diag_gaussian"
-    nll_kind = "exact"
-
-    def __init__(self, spec, lr):
-        super().__init__(spec)
-        self.mean = torch.nn.Parameter(torch.zeros(self.spec.num_dims))
-        self.log_std = torch.nn.Parameter(torch.zeros(self.spec.num_dims))
-
-    def nll(self, batch):
-        x = self.data(batch).float()
-        z = (x - self.mean) * torch.exp(-self.log_std)
-        return (0.5 * z**2 + self.log_std + 0.5 * math.log(2 * math.pi)).sum(1)
-
-    def sample(self, n, generator=None):
-        eps = torch.randn(n, self.spec.num_dims, generator=generator, device=self.device)
-        return self.mean + self.log_std.exp() * eps
-
-    def sampling_cost(self):
-        return {"nfe": 1, "sampler": "affine"}
-
-    def training_step(self, batch, batch_idx):
-        return self.nll(batch).mean()
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-'''
-
-
-def test_a_users_own_family_plugs_in_through_the_searchpath(tmp_path):
-    pkg = tmp_path / "my_families"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "gaussian.py").write_text(textwrap.dedent(FAMILY))
-    conf = tmp_path / "my_conf" / "model"
-    conf.mkdir(parents=True)
-    (conf / "diag_gaussian.yaml").write_text(
-        "_target_: my_families.gaussian.DiagonalGaussian\nlr: 0.05\n"
-    )
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    _ok(
-        subprocess.run(
-            [sys.executable, "-m", "genbench.train", "model=diag_gaussian", "dataset=moons"]
-            + SMOKE
-            + [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", f"hydra.run.dir={run_dir}"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-        )
-    )
-    rec = read_results(run_dir / "results.json")
-    assert rec["status"] == "completed" and rec["family"] == "diag_gaussian"
-    assert rec["model"] == "diag_gaussian" and rec["metrics"]["nll_kind"] == "exact"
-    assert rec["metrics"]["train_steps"] == 20 and rec["metrics"]["nll_bpd"] is not None

@@ -71,6 +71,8 @@ METRIC_KEYS = (
 )
 # The real-data floor's pseudo-family (genbench-eval floor=true), in records and tables.
 FLOOR_FAMILY = "real-data"
+# Samples made elsewhere (genbench-eval samples=...), scored like a family's.
+EXTERNAL_FAMILY = "external"
 REQUIRED = ("schema", "status", "family", "model", "dataset", "seed", "metrics")
 # Keys genbench puts in every W&B run summary so a run can be rebuilt from W&B alone.
 RECORD_KEYS = ("status", "family", "model", "dataset", "seed")
@@ -101,6 +103,28 @@ def new_record(
         "versions": versions(),
         "created": now_iso(),
         **extra,
+    }
+
+
+def past_evaluation(record: dict, replaced: str, files: str | None) -> dict:
+    """What a re-evaluation replaces in `record`, kept in its `history` list: the evaluation's
+    time (`evaluated_at`: genbench-eval's `reevaluated`, or for the training run's own
+    evaluation the run's `created`, its start), its code (`versions`), settings (`eval_config`,
+    `eval_model_changes`), checkpoint, device, status, every metric, and where its files
+    (samples.png, per-example NLLs) are; `replaced`: when the re-evaluation replaced it."""
+    config = record.get("config") or {}
+    return {
+        "evaluated_at": record.get("reevaluated") or record.get("created"),
+        "replaced_at": replaced,
+        "versions": record.get("reevaluated_with") or record.get("versions"),
+        "eval_config": record.get("eval_config") or config.get("eval"),
+        "eval_model_changes": record.get("eval_model_changes") or {},
+        "evaluated_checkpoint": record.get("evaluated_checkpoint"),
+        "device": record.get("device"),
+        "status": record["status"],
+        "error": record.get("error"),
+        "metrics": record["metrics"],
+        "files": files,
     }
 
 

@@ -14,7 +14,7 @@ CHECKPOINTS = ("best", "last")
 # starts instead of in the evaluation after it (eval.num_samples=-5 trained, then torch.cat
 # failed). None, where the type allows it, means "all".
 AT_LEAST = {
-    "nll_max_batches": 1,
+    "nll_examples": 1,
     "grid_samples": 0,  # 0: no samples.png
     "throughput_samples": 0,  # 0: not measured
     "throughput_batch_size": 1,

@@ -4,6 +4,7 @@ independent-pixel baseline or samples made elsewhere, each into a results record
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from genbench.core.checkpoints import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate, evaluation_seed
-from genbench.evaluation.external import EXTERNAL_FAMILY, load_samples, samples_hash
+from genbench.evaluation.external import load_samples, samples_hash
 from genbench.evaluation.floor import score_floor
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
 from genbench.evaluation.reference import RealData
@@ -36,6 +37,18 @@ def run_dir_of(ckpt: str | Path) -> Path:
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise FileNotFoundError(f"no {run_dir / '.hydra' / 'config.yaml'} next to {ckpt}")
     return run_dir
+
+
+def recorded_choices(run_dir: Path) -> dict:
+    """The config-group choices Hydra recorded for the run (.hydra/hydra.yaml: model, dataset,
+    ...), {} where it recorded none. The run's config.yaml names them by interpolations of the
+    running app's choices (model_name: ${hydra:runtime.choices.model}), which under
+    genbench-eval read model None and dataset digits."""
+    try:
+        choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    except (OSError, AttributeError):
+        return {}
+    return dict(choices)
 
 
 def _plain(cfg) -> dict:
@@ -82,8 +95,9 @@ def reevaluate_checkpoint(
 ) -> dict:
     """Rebuild data and model from the run's .hydra/config.yaml, load `ckpt`, evaluate on
     `device`, and update the run's results.json atomically (metrics not recomputed keep their
-    old values). The model config is `evaluation_model_config(run's, model_now,
-    model_overrides)`; what it changed is recorded as eval_model_changes."""
+    old values; the evaluation replaced is kept in its `history`: keep_previous). The model
+    config is `evaluation_model_config(run's, model_now, model_overrides)`; what it changed is
+    recorded as eval_model_changes."""
     ckpt = Path(ckpt).expanduser().resolve()
     run_dir = run_dir_of(ckpt)
     run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
@@ -103,10 +117,11 @@ def reevaluate_checkpoint(
 
     results_path = run_dir / "results.json"
     seed = int(run_cfg.get("seed", 0))
+    started = res.now_iso()  # `reevaluated`, and when the evaluation it replaces was replaced
     if results_path.is_file():
-        record = res.read_results(results_path)
+        record = keep_previous(res.read_results(results_path), run_dir, out_dir, started)
     else:  # a run that died before writing one: start a record from its config
-        name = str(run_cfg.get("model_name") or run_dir.name)
+        name = str(recorded_choices(run_dir).get("model") or run_dir.name)
         record = res.new_record(module.family, name, datamodule.spec.name, seed, "completed")
     start = time.perf_counter()
     metrics = evaluate(module, datamodule, out_dir, settings, run_seed=seed)
@@ -119,15 +134,38 @@ def reevaluate_checkpoint(
         record.pop("error", None)
     record.update(
         evaluated_checkpoint=ckpt.name,
-        reevaluated=res.now_iso(),
+        reevaluated=started,
         reevaluated_with=res.versions(),  # the code that evaluated; `versions` trained
         eval_config=settings.to_dict(),
         eval_model_changes=changed,
+        eval_dir=None if out_dir is None else str(Path(out_dir).resolve()),
         device=res.device_name(module.device),
     )
     res.write_results(results_path, record)
     log.info("updated %s", results_path)
     return record
+
+
+# What an evaluation writes into its folder besides results.json (evaluate.evaluate).
+EVALUATION_FILES = ("samples.png", "nearest_neighbours.png", "test_nll_bpd.npy")
+
+
+def keep_previous(record: dict, run_dir: Path, out_dir: str | Path | None, now: str) -> dict:
+    """`record` with its current evaluation appended to its `history` (res.past_evaluation),
+    before a re-evaluation replaces it. Where the re-evaluation writes into the folder that
+    holds that evaluation's files (the run's own, for training's evaluation), they are copied
+    to <folder>/history/<n>/ first, and the entry names that copy."""
+    history = record.get("history") or []
+    files = Path(record.get("eval_dir") or run_dir)
+    if out_dir is not None and Path(out_dir).resolve() == files.resolve():
+        old = [files / name for name in EVALUATION_FILES if (files / name).is_file()]
+        dest = files / "history" / str(len(history))
+        for f in old:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest / f.name)  # copied: a file this evaluation skips stays current
+        files = dest if old else files
+    entry = res.past_evaluation(record, now, str(files))
+    return {**record, "history": [*history, entry]}
 
 
 def write_floor(
@@ -206,11 +244,15 @@ def write_external(
     dataset_name: str,
     name: str | None = None,
     device: str | torch.device = "cpu",
+    levels: int | None = None,
+    key: str | None = None,
 ) -> dict:
-    """Score samples made elsewhere (external.load_samples) with every sample metric, against
-    the same references as the trained families, and write out_dir/results.json (family
-    "external", model `name` or the file's stem; the file and its sha256 in `external`)."""
-    generated = load_samples(samples, datamodule.spec)
+    """Score samples made elsewhere (external.load_samples: `levels`, the levels the file's
+    integers use; `key`, the array of an .npz) with every sample metric, against the same
+    references as the trained families, and write out_dir/results.json (family "external",
+    model `name` or the file's stem; in `external`: the file, its sha256, the count, and how it
+    was read: the array, the integers' range, their levels and the mapping to the data's)."""
+    generated, how = load_samples(samples, datamodule.spec, levels=levels, key=key)
     if len(generated) < settings.num_samples:
         log.warning(
             "%d samples, fewer than eval.num_samples=%d: the fidelity metrics' bias differs from "
@@ -231,13 +273,14 @@ def write_external(
         ref = None if datamodule.spec.is_image else datamodule.split("test")[0]
         save_samples(grid, datamodule.spec, out_dir / "samples.png", reference=ref)
     model = name or Path(samples).stem
-    record = res.new_record(EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
+    record = res.new_record(res.EXTERNAL_FAMILY, model, dataset_name, 0, "completed")
     record["metrics"].update(metrics)
     record.update(
         external={
             "samples": str(samples),
             "sha256": samples_hash(samples),
             "count": len(generated),
+            **how,
         },
         eval_config=settings.to_dict(),
     )

@@ -63,22 +63,34 @@ def record_from_wandb(summary: dict, name: str = "") -> dict:
 
 
 def from_wandb_offline(root: str | Path) -> tuple[list[dict], list[str]]:
-    """Every offline W&B run (wandb/offline-run-*) under `root`."""
-    from genbench.reporting.wandb_offline import read_offline_run
+    """Every offline W&B run (wandb/offline-run-*) under `root`; the folders of one run id (a
+    resumed job, a re-evaluation) read as one run, merged oldest first (merge_runs)."""
+    from genbench.reporting.wandb_offline import merge_runs, read_offline_run
 
-    records, problems = [], []
-    for run_dir in sorted(Path(root).rglob("offline-run-*")):
+    runs: dict[str, list[tuple[Path, dict]]] = {}
+    problems = []
+    # folder names start offline-run-<YYYYmmdd_HHMMSS>: by name is oldest first
+    for run_dir in sorted(Path(root).rglob("offline-run-*"), key=lambda p: (p.name, p)):
         if not run_dir.is_dir():
             continue
         try:
             run = read_offline_run(run_dir)
+        except (FileNotFoundError, ValueError) as e:
+            problems.append(f"{run_dir}: {e}")
+            continue
+        runs.setdefault(run.get("id") or str(run_dir), []).append((run_dir, run))
+    records = []
+    for folders in runs.values():
+        run_dir = folders[-1][0]
+        run = merge_runs([r for _, r in folders])
+        try:
             rec = record_from_wandb(run["summary"], run.get("name", run_dir.name))
-        except (ResultsError, FileNotFoundError, ValueError) as e:
+        except ResultsError as e:
             problems.append(f"{run_dir}: {e}")
             continue
         rec["_path"] = str(run_dir)
         records.append(rec)
-    return records, problems
+    return sorted(records, key=lambda r: r["_path"]), sorted(problems)
 
 
 def from_wandb_project(path: str) -> tuple[list[dict], list[str]]:

@@ -1,12 +1,28 @@
-"""Results in Python: every run under a source as one row of a pandas DataFrame."""
+"""Results in Python: every run under a source as one row of a pandas DataFrame, and a run's
+nested results (the sampler curve, the AIS ladder) as rows of their own."""
 
 from __future__ import annotations
 
-from genbench.core.results import METRIC_KEYS
+from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS
 from genbench.reporting.collect import collect
 
 # Columns of each row, before the metrics: the run's identity and protocol.
 ID_COLUMNS = ("family", "model", "dataset", "seed", "status", "budget_kind", "budget_value")
+# Rows of no model genbench trained: no seed of a run, no likelihood.
+NOT_TRAINED = (FLOOR_FAMILY, EXTERNAL_FAMILY)
+# Metrics that are lists of points (one dict each): kept whole in their column, and the rows
+# of expand(df, key).
+NESTED_KEYS = ("curve", "log_z_ladder")
+
+
+def _metric_columns() -> list[str]:
+    out = []
+    for key in METRIC_KEYS:
+        out += [f"{key}_low", f"{key}_high"] if key.endswith("_ci") else [key]
+    return out
+
+
+COLUMNS = (*ID_COLUMNS, *_metric_columns(), "path")
 
 
 def _flat(rec: dict) -> dict:
@@ -19,23 +35,44 @@ def _flat(rec: dict) -> dict:
     metrics = rec.get("metrics") or {}
     for key in METRIC_KEYS:
         v = metrics.get(key)
-        if isinstance(v, (list, tuple)) and len(v) == 2 and key.endswith("_ci"):
-            row[f"{key}_low"], row[f"{key}_high"] = v
-        elif not isinstance(v, (list, dict)):
-            row[key] = v
+        if key.endswith("_ci"):
+            ok = isinstance(v, (list, tuple)) and len(v) == 2
+            row[f"{key}_low"], row[f"{key}_high"] = v if ok else (None, None)
+        else:
+            row[key] = v  # lists of points (curve, log_z_ladder) stay whole: see expand()
+    if rec.get("family") in NOT_TRAINED:
+        # the record's seed is the evaluation's noise, not a trained run's seed
+        row.update(seed=None, nll_kind=row["nll_kind"] or "none")
     row["path"] = rec.get("_path")
     return row
 
 
 def load_results(source: str = "outputs", completed_only: bool = False):
-    """A pandas DataFrame with one row per run (and the real-data floor) under `source` (a
-    folder searched for results.json and floor.json, "wandb-offline://folder" or
-    "wandb://entity/project"): family, model, dataset, seed, status, budget_kind, budget_value,
-    then every metric of results.json (intervals as <key>_low and <key>_high), and the run's
-    folder as `path`. Unreadable files are skipped with a warning, as genbench-table does.
+    """A pandas DataFrame with one row per run (and the real-data floor, external samples)
+    under `source`: a folder searched for results.json and floor.json,
+    "wandb-offline://folder" or "wandb://entity/project". Files that cannot be read are
+    skipped, each with a warning naming it.
+
+    Columns, in order:
+    - family, model, dataset, status; seed (Int64: missing for the real-data floor and external
+      samples, which no seed trained); budget_kind (flops, steps, time) and budget_value (FLOPs
+      or steps; missing for a time budget);
+    - likelihood: nll_bpd, nll_kind ("exact", "bound", "estimate", "none"), nll_bpd_stderr;
+    - fidelity: fid, fid_ci_low, fid_ci_high, kid_mean, kid_std, kid_ci_low, kid_ci_high,
+      is_mean, is_std, precision, recall, density, coverage;
+    - memorisation: nn_copy_fraction, ct_score, authenticity, and the same in pixel space
+      (nn_copy_fraction_pixels, ct_score_pixels, authenticity_pixels);
+    - classes: classes_covered, class_kl, extractor_test_accuracy;
+    - sampling: samples_per_s, nfe, sampler, curve (a list of dicts, one per sampler setting:
+      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each);
+    - run: log_z_ladder (a list of dicts, one per AIS length; expand(df, "log_z_ladder")),
+      params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
+    - path: the run's folder.
+    Missing values are NaN/None (a metric not computed is missing, never 0).
 
     >>> df = load_results("docs/benchmark/digits/runs")
     >>> df.groupby("model")["nll_bpd"].agg(["mean", "std"])
+    >>> expand(df, "curve").pivot_table("fid", ["model", "nfe"], "seed")
     """
     import warnings
 
@@ -43,6 +80,27 @@ def load_results(source: str = "outputs", completed_only: bool = False):
 
     records, problems = collect(str(source))
     for p in problems:
-        warnings.warn(f"skipped: {p}", stacklevel=2)
+        warnings.warn(f"load_results skipped {p}", stacklevel=2)
     rows = [_flat(r) for r in records if not completed_only or r["status"] == "completed"]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["seed"] = df["seed"].astype("Int64")
+    return df
+
+
+def expand(df, key: str = "curve"):
+    """One row per point of the nested metric `key` (NESTED_KEYS) of every run in `df`
+    (load_results): the run's identity columns and path, then the point's own fields (for the
+    curve: sampler, nfe, fid, fid_ci, ...; for the ladder: temperatures, log_z, ...)."""
+    import pandas as pd
+
+    if key not in NESTED_KEYS:
+        raise ValueError(f"expand(df, {key!r}); valid: {', '.join(NESTED_KEYS)}")
+    rows = []
+    for _, run in df.iterrows():
+        points = run[key] if isinstance(run[key], list) else []
+        ident = {c: run[c] for c in (*ID_COLUMNS, "path")}
+        rows += [{**ident, **point} for point in points]
+    out = pd.DataFrame(rows, columns=None if rows else [*ID_COLUMNS, "path"])
+    if "seed" in out:
+        out["seed"] = out["seed"].astype("Int64")
+    return out

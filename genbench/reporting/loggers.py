@@ -4,11 +4,12 @@ images, the quality-vs-compute curve and a table of samples with their classifie
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.evaluation.evaluate import evaluation_seed
@@ -30,23 +31,40 @@ def build_loggers(logger_cfg: DictConfig | None, wandb_id: str) -> list:
 
 def flat_columns(cfg: DictConfig, module) -> dict:
     """The config keys a dashboard slices by, as flat typed columns (W&B config, top level)."""
-    budget = cfg.budget
-    kind = budget.kind.value if hasattr(budget.kind, "value") else str(budget.kind)
-    value = {"flops": budget.flops, "steps": budget.steps, "time": budget.max_time}[kind]
-    ema = (cfg.get("callbacks") or {}).get("ema")
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     cost = module.sampling_cost()
+    names = (module.family, cfg.model_name, cfg.dataset_name, int(cfg.seed))
+    return _columns(config, names, module.nll_kind, cost.get("sampler"), cost.get("nfe"))
+
+
+def record_columns(record: dict) -> dict:
+    """flat_columns of a run rebuilt from its results.json: the config it recorded (none for
+    the floor or external samples), the sampler and likelihood it was evaluated with."""
+    m = record["metrics"]
+    names = (record["family"], record["model"], record["dataset"], record["seed"])
+    return _columns(
+        record.get("config") or {}, names, m.get("nll_kind"), m.get("sampler"), m.get("nfe")
+    )
+
+
+def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
+    budget = config.get("budget") or {}
+    kind = budget.get("kind")
+    value_key = {"flops": "flops", "steps": "steps", "time": "max_time"}.get(kind)
+    ema = (config.get("callbacks") or {}).get("ema")
+    family, model, dataset, seed = names
     return {
-        "family": module.family,
-        "model_name": cfg.model_name,
-        "dataset_name": cfg.dataset_name,
-        "experiment_name": cfg.experiment_name,
-        "seed": int(cfg.seed),
+        "family": family,
+        "model_name": model,
+        "dataset_name": dataset,
+        "experiment_name": config.get("experiment_name"),
+        "seed": int(seed),
         "budget_kind": kind,
-        "budget_value": value,
-        "sampler": str(cost.get("sampler")),
-        "nfe": cost.get("nfe"),
-        "ema_decay": float(ema.decay) if ema else 0.0,
-        "nll_kind": module.nll_kind,
+        "budget_value": budget.get(value_key) if value_key else None,
+        "sampler": str(sampler),
+        "nfe": nfe,
+        "ema_decay": float(ema["decay"]) if ema else 0.0,
+        "nll_kind": nll_kind,
     }
 
 
@@ -72,7 +90,11 @@ def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -
             lists = {
                 k: v for k, v in metrics.items() if isinstance(v, list) and k in res.METRIC_KEYS
             }
-            run.summary.update({**numeric, **lists, **ident, "nll_kind": metrics["nll_kind"]})
+            # A metric not computed is null here too: a re-evaluation that no longer has one
+            # must not leave the run's earlier value standing (results.json says null).
+            nulls = {n: None for k, v in metrics.items() if v is None for n in (k, f"test/{k}")}
+            run.summary.update({**nulls, **numeric, **lists, **ident})
+            run.summary.update({"nll_kind": metrics["nll_kind"]})
             run.summary.update({"sampler": metrics.get("sampler")})
             for key in ("samples", "nearest_neighbours"):
                 if (out_dir / f"{key}.png").exists():
@@ -104,6 +126,47 @@ def wandb_sample_table(module, datamodule, cfg: DictConfig):
         image = wandb.Image((x.float() / (spec.num_levels - 1)).permute(1, 2, 0).numpy())
         table.add_data(image, label, conf, module.family, cfg.model_name, int(cfg.seed))
     return table
+
+
+def update_wandb_run(run_dir: Path, record: dict, out_dir: Path | None) -> str | None:
+    """After genbench-eval re-evaluated a run: the run's own W&B run (the id in its
+    run_state.json, the logger settings its results.json recorded) gets the new metrics and
+    images and the evaluation's settings (config eval_config), so W&B and results.json agree.
+    Offline, wandb writes one more offline-run-* folder of the same id beside the first (W&B
+    merges them at `wandb sync`; collect.from_wandb_offline reads them merged). Returns the
+    W&B run's id, or None where the run logged to no W&B."""
+    import json
+
+    from genbench.reporting.wandb_logger import WandbLogger
+
+    settings = ((record.get("config") or {}).get("logger") or {}).get("wandb")
+    try:
+        wandb_id = json.loads((run_dir / "run_state.json").read_text())["wandb_id"]
+    except (OSError, ValueError, KeyError):
+        wandb_id = None
+    if not settings or not wandb_id:
+        return None
+    import wandb
+
+    kwargs = {k: v for k, v in settings.items() if k not in ("_target_", "save_dir", "id")}
+    # the mode asked for now, as the logger config reads it at training; else the run's own
+    kwargs["mode"] = os.environ.get("WANDB_MODE") or kwargs.get("mode")
+    logger = WandbLogger(**kwargs, save_dir=str(run_dir), id=wandb_id, resume="allow")
+    try:
+        logger.experiment.config.update(
+            {"eval_config": record.get("eval_config")}, allow_val_change=True
+        )
+        logger.experiment.summary.update({"reevaluated": record.get("reevaluated")})
+        log_metrics([logger], record, Path(out_dir) if out_dir is not None else run_dir)
+    except wandb.errors.Error as e:  # e.g. a run logged online, no login here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"results.json is updated; its W&B run {wandb_id} is not ({first}); "
+            "rerun with WANDB_MODE=offline or after `wandb login`"
+        ) from e
+    finally:
+        finish_wandb([logger])
+    return wandb_id
 
 
 def is_wandb(logger) -> bool:

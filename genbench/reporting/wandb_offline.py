@@ -76,3 +76,15 @@ def read_offline_run(run_dir: str | Path) -> dict:
                 key = item.key or "/".join(item.nested_key)
                 out["summary"][key] = json.loads(item.value_json)
     return out
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """One W&B run from the offline folders of its id, oldest first (a resumed job, a
+    re-evaluation): later config and summary values replace earlier ones, as they do when
+    `wandb sync` uploads the folders into one run."""
+    out: dict = {"config": {}, "summary": {}, "tags": []}
+    for run in runs:
+        out.update({k: v for k, v in run.items() if k not in ("config", "summary")})
+        out["config"].update(run["config"])
+        out["summary"].update(run["summary"])
+    return out

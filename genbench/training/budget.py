@@ -32,11 +32,16 @@ class StepCost:
 
 
 class _StopAfter(L.Callback):
+    """Stop after `batches` training batches, counted across epochs: batch_idx restarts each
+    epoch, so a training split of fewer batches than the probe's (160 images, batches of 128)
+    never reached it and the probe ran epochs forever."""
+
     def __init__(self, batches: int):
-        self.batches = batches
+        self.batches, self.seen = batches, 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if batch_idx + 1 >= self.batches:
+        self.seen += 1
+        if self.seen >= self.batches:
             trainer.should_stop = True
 
 

@@ -116,6 +116,28 @@ def test_budget_of_a_two_player_cycle_trains_the_flops_counted_by_hand():
     assert cost.flops_per_step * trainer.global_step == 2 * cycle_flops
 
 
+class OneBatchData(L.LightningDataModule):
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(B, D)), batch_size=B)
+
+
+def test_probe_counts_its_batches_across_epochs_of_one_batch():
+    """A training split of one batch per epoch (a small image folder) ran the probe forever."""
+    import signal
+
+    def stop(*_):
+        raise TimeoutError("the FLOP probe did not stop after 3 batches")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(60)
+    try:
+        cost = probe_flops(OneLinear(), OneBatchData, batches=3)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert cost.flops_per_batch == 4 * B * D * D and cost.steps_per_batch == 1.0
+
+
 def test_gan_probe_counts_both_players(tmp_path):
     cfg = compose_config(["model=gan", "dataset=digits"], tmp_path)
     dm = instantiate(cfg.dataset)
