@@ -155,7 +155,7 @@ class EBM(GenerativeModule):
         """One pass of nll over a split: log Z from `seed` (the same on every device), and the
         dequantisation tally restarted."""
         self._pass_seed = int(seed)
-        self._tally.reset()
+        self._tally = DrawTally(self.hparams.nll_dequant_samples)
 
     def log_z(self) -> dict:
         """{'log_z', 'stderr', ...} for the weights and this pass's seed, cached: an optimiser

@@ -43,7 +43,8 @@ class BestCheckpoint(ModelCheckpoint):
         if self._auto:
             self.monitor = getattr(pl_module, "checkpoint_monitor", None)
             # Without a monitor, ModelCheckpoint would keep the newest file under this name.
-            self.save_top_k = 1 if self.monitor else 0
+            if not self.monitor:
+                self.save_top_k = 0
         super().setup(trainer, pl_module, stage)
 
 
