@@ -12,7 +12,7 @@ ID_COLUMNS = ("family", "model", "dataset", "seed", "status", "budget_kind", "bu
 NOT_TRAINED = (FLOOR_FAMILY, EXTERNAL_FAMILY)
 # Metrics that are lists of points (one dict each): kept whole in their column, and the rows
 # of expand(df, key).
-NESTED_KEYS = ("curve", "log_z_ladder")
+NESTED_KEYS = ("curve", "log_z_ladder", "dequantisation_ladder")
 
 
 def _metric_columns() -> list[str]:
@@ -57,7 +57,13 @@ def load_results(source: str = "outputs", completed_only: bool = False):
     - family, model, dataset, status; seed (Int64: missing for the real-data floor and external
       samples, which no seed trained); budget_kind (flops, steps, time) and budget_value (FLOPs
       or steps; missing for a time budget);
-    - likelihood: nll_bpd, nll_kind ("exact", "bound", "estimate", "none"), nll_bpd_stderr;
+    - likelihood: nll_bpd, nll_kind ("exact", "bound", "estimate", "none"), nll_bpd_stderr,
+      nll_bpd_shared_stderr (its part shared by every example, e.g. an AIS log Z), nll_estimator
+      and selection (dicts: what the test computed and what chose the checkpoint);
+    - estimate diagnostics (the EBM): log_z_ladder (a list of dicts, one per AIS length;
+      expand(df, "log_z_ladder")), log_z_converged, log_z_last_move, log_z_last_move_bpd,
+      dequantisation_ladder (a list of dicts, one per number of draws),
+      dequantisation_last_move_bpd;
     - fidelity: fid, fid_ci_low, fid_ci_high, kid_mean, kid_std, kid_ci_low, kid_ci_high,
       is_mean, is_std, precision, recall, density, coverage;
     - memorisation: nn_copy_fraction, ct_score, authenticity, and the same in pixel space
@@ -65,8 +71,7 @@ def load_results(source: str = "outputs", completed_only: bool = False):
     - classes: classes_covered, class_kl, extractor_test_accuracy;
     - sampling: samples_per_s, nfe, sampler, curve (a list of dicts, one per sampler setting:
       sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each);
-    - run: log_z_ladder (a list of dicts, one per AIS length; expand(df, "log_z_ladder")),
-      params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
+    - run: params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
     - path: the run's folder.
     Missing values are NaN/None (a metric not computed is missing, never 0).
 

@@ -86,16 +86,18 @@ def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -
         if is_wandb(lg):
             run = lg.experiment
             ident = {k: record[k] for k in res.RECORD_KEYS}
-            # Intervals and curves as lists, so a run rebuilt from W&B keeps them.
-            lists = {
-                k: v for k, v in metrics.items() if isinstance(v, list) and k in res.METRIC_KEYS
+            # Every other declared metric as it is (intervals and curves as lists, the
+            # estimator and selection records as dicts, flags, labels): a run rebuilt from W&B
+            # keeps them.
+            structured = {
+                k: v
+                for k, v in metrics.items()
+                if k in res.METRIC_KEYS and v is not None and k not in numeric
             }
             # A metric not computed is null here too: a re-evaluation that no longer has one
             # must not leave the run's earlier value standing (results.json says null).
             nulls = {n: None for k, v in metrics.items() if v is None for n in (k, f"test/{k}")}
-            run.summary.update({**nulls, **numeric, **lists, **ident})
-            run.summary.update({"nll_kind": metrics["nll_kind"]})
-            run.summary.update({"sampler": metrics.get("sampler")})
+            run.summary.update({**nulls, **numeric, **structured, **ident})
             for key in ("samples", "nearest_neighbours"):
                 if (out_dir / f"{key}.png").exists():
                     lg.log_image(key, [str(out_dir / f"{key}.png")])

@@ -31,6 +31,10 @@ class DiagonalGaussian(GenerativeModule):
         z = (x - self.mean) * torch.exp(-self.log_std)
         return (0.5 * z**2 + self.log_std + 0.5 * math.log(2 * math.pi)).sum(1)
 
+    def nll_estimator(self) -> dict:
+        """What nll computes (results.json's nll_estimator; validation selects with the same)."""
+        return {"name": "exact (Gaussian density)"}
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples, float (n, D)."""
         eps = torch.randn(n, self.spec.num_dims, generator=generator, device=self.device)
