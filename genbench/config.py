@@ -74,6 +74,9 @@ class BudgetSchema:
     validations: int | None = None  # kind=flops, steps: validation points, evenly spaced
     val_check_interval: int | None = None  # kind=time: validate every N batches
     probe_batches: int = 2  # kind=flops: batches whose FLOPs are counted before training
+    # Validation images: a fixed random subset of the validation split scored at every
+    # validation with the family's test estimator (its cost is what this bounds); null = all.
+    val_examples: int | None = None
 
 
 # The budget keys each kind reads: one of another kind's keys set (budget.flops=2e12 under the
@@ -104,6 +107,7 @@ def check_budget(budget) -> None:
         if budget[key] is None and key not in OPTIONAL_BUDGET_KEYS:
             raise ValueError(f"budget.{key} is null; budget={kind} needs it")
     least = {"flops": 1, "steps": 1, "validations": 1, "max_steps": 1, "val_check_interval": 1}
+    least["val_examples"] = 1
     least["probe_batches"] = 1 if kind == "flops" else 0  # the FLOP budget is counted by it
     for key, low in least.items():
         if budget[key] is not None and budget[key] < low:
@@ -159,7 +163,7 @@ class DatasetSchema:
     num_workers: int = 0
     shuffle_seed: int = 0
     feature_extractor: str | None = None  # inception | classifier | coords
-    val_examples: int | None = None  # model selection on a fixed random subset; null = all
+    val_examples: int | None = None  # budget.val_examples (model selection's images)
 
 
 @dataclass

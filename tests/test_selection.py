@@ -59,6 +59,7 @@ def kept_run(fast_cfg, model: str) -> tuple[dict, Path]:
         f"budget.steps={steps}",
         "budget.validations=6" if model == "flow_matching" else "budget.validations=4",
         "callbacks.best_checkpoint.save_top_k=-1",
+        "budget.val_examples=128",
         "eval.nll=false",
         "eval.fidelity=false",
         "eval.throughput_samples=0",
