@@ -207,7 +207,7 @@ def footer(rows: list[dict]) -> list[str]:
     # Budget, validation, checkpoint rule, EMA and seeds describe the trained runs; a baseline
     # fitted in closed form or samples made elsewhere have none of them (listed apart).
     references = {r["model"]: _untrained_source(r) for r in runs if _untrained_source(r)}
-    trained = [r for r in runs if not _untrained_source(r)] or runs
+    trained = [r for r in runs if not _untrained_source(r)]
     cfgs = [r.get("config") or {} for r in trained]
 
     def budget(c: dict) -> str:
@@ -233,19 +233,21 @@ def footer(rows: list[dict]) -> list[str]:
     kid_units = "; ".join(
         f"{e} features: {'x10³' if KID_SCALES.get(e) == 1e3 else 'unscaled'}" for e in extractors
     )
-    lines = [
+    lines = [] if not trained else [
         f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
         f"{_distinct((c.get('budget') or {}).get('validations') for c in cfgs)} times, evenly "
         f"spaced; {selection_note(trained)}",
         f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
         f"Seeds: {', '.join(map(str, seeds))}.",
+    ]
+    lines += [
         f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
         "generated samples vs the test split, features: "
         f"{_distinct(r['metrics'].get('fidelity_extractor') for r in runs)}.",
         "Cells: mean ± std over seeds (± each run's own uncertainty: the standard error over "
         "test examples for bits/dim, with an AIS estimate's spread over repetitions for the EBM; "
-        "the 95% bootstrap half-width over generated samples for FID and KID). bits/dim of the "
-        f"discrete data; its kind follows the number. KID ({kid_units or 'none'}).",
+        "the 95% bootstrap half-width over generated samples for FID and KID). bits/dim of "
+        f"{_nll_of(runs)}; its kind follows the number. KID ({kid_units or 'none'}).",
         f"Provenance: trained by genbench {_commits(versions)}; evaluated by genbench "
         f"{_commits(evaluated_by)}; torch {_distinct(v.get('torch') for v in versions)}"
         f", lightning {_distinct(v.get('lightning') for v in versions)}, torch-fidelity "
@@ -265,6 +267,19 @@ def footer(rows: list[dict]) -> list[str]:
             "log Z by more than the spread of independent repetitions (metrics.log_z_ladder)."
         )
     return lines
+
+
+def _nll_of(runs: list[dict]) -> str:
+    """What a bits/dim cell measures: the discrete data's probability (images) or the density
+    (continuous 2-D points, whose bits/dim can be negative)."""
+    kinds = {
+        "the density (continuous points)"
+        if str(((r.get("config") or {}).get("dataset") or {}).get("_target_", "")).endswith(
+            "Toy2DDataModule")
+        else "the discrete data"
+        for r in runs
+    }
+    return " / ".join(sorted(kinds, reverse=True))
 
 
 def _untrained_source(record: dict) -> str | None:

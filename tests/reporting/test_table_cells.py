@@ -106,3 +106,18 @@ def test_the_footer_describes_trained_runs_and_lists_a_baseline_apart():
         "Not trained under the budget: pixel-histogram (per-pixel level counts of the 55000 "
         "training images + 0.1)." in md
     )
+
+
+def test_a_table_of_samples_made_elsewhere_claims_no_budget_and_points_are_densities():
+    """External samples alone: no 'Budget per run: unknown' line, only where they came from; a
+    bits/dim of continuous points is of the density, not of discrete data."""
+    ext = record("external", 0, nll_bpd=None)
+    ext["config"], ext["external"] = None, {"count": 1000, "samples": "theirs.npz"}
+    md = to_markdown(aggregate([ext]))
+    assert "Budget per run" not in md and "Seeds:" not in md
+    assert "Not trained under the budget: external (1000 samples from theirs.npz)." in md
+    moons = record("flow", 0, nll_bpd=-0.5)
+    moons["config"]["dataset"] = {"_target_": "genbench.data.Toy2DDataModule", "name": "moons"}
+    md = to_markdown(aggregate([moons]))
+    assert "bits/dim of the density (continuous points);" in md
+    assert "bits/dim of the discrete data;" in to_markdown(aggregate([record("arm", 0)]))
