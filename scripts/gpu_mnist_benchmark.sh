@@ -8,7 +8,8 @@
 #     FLOPS     training FLOPs per family (default 5e14: the 7 trainings side by side in ~5 min
 #               on an H200, the evaluations one at a time in ~4; see docs/benchmark/mnist-gpu)
 #   env: DATA (default ../shared/data: MNIST/raw under it), PY (default python3),
-#        HW (default gpu; cpu rehearses the script), EXTRA / EVAL_EXTRA (more overrides for
+#        HW (default gpu; cpu rehearses the script), VAL_EXAMPLES (default 1024: the validation
+#        images each family's own test estimator scores for model selection), EXTRA / EVAL_EXTRA (more overrides for
 #        training / evaluation, e.g. EXTRA="dataset.num_train=512" for a rehearsal), EXTRA_<model>
 #        (overrides for one family's training, e.g. EXTRA_ebm="model.ais_temps=[5,10,20]"),
 #        MODELS (default: every family), SKIP_TRAINING=1 (evaluate the runs already under
@@ -39,6 +40,7 @@ CORES=$(nproc)
 TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / 7 > 1 ? CORES / 7 : 1 ))}
 EVAL_THREADS=${EVAL_THREADS:-$CORES}
 HW=${HW:-gpu}
+VAL_EXAMPLES=${VAL_EXAMPLES:-1024}  # validation images model selection scores (as make benchmark-mnist)
 read -r -a extra <<< "${EXTRA:-}"
 read -r -a eval_extra <<< "${EVAL_EXTRA:-}"
 read -r -a MODELS <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}"
@@ -46,7 +48,7 @@ mkdir -p "$OUT_DIR/runs" "$OUT_DIR/floor" "$OUT_DIR/table"
 
 common=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" hardware.precision=32-true
         hardware.num_workers=0 "hardware.threads=$TRAIN_THREADS" budget=flops
-        "budget.flops=$FLOPS" seed=0 logger=none "experiment_name=mnist_$HW" callbacks=quiet
+        "budget.flops=$FLOPS" "budget.val_examples=$VAL_EXAMPLES" seed=0 logger=none "experiment_name=mnist_$HW" callbacks=quiet
         "${extra[@]}")
 
 train() {  # model -> runs/<model>: training only (the evaluation passes follow)

@@ -33,3 +33,22 @@ def test_the_design_document_names_files_that_exist_and_every_layer():
     for layer in layers:
         for module in (m.strip() for m in layer.split("|")):
             assert f"genbench/{module}" in text, module
+
+
+def test_the_family_contracts_cover_every_family_module():
+    """A family added to genbench/families/ must join the independence and evaluation contracts
+    (import-linter has no 'every module but these' form): the lists equal the family files."""
+    infrastructure = {"__init__", "base", "build"}
+    families = sorted(
+        f"genbench.families.{p.stem}"
+        for p in (ROOT / "genbench" / "families").glob("*.py")
+        if p.stem not in infrastructure
+    )
+    assert len(families) >= 7
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    by_name = {c["name"]: c for c in contracts["contracts"]}
+    independent = by_name["families are independent of each other"]["modules"]
+    forbidden = by_name["evaluation imports no concrete family"]["forbidden_modules"]
+    hint = "add the new family to both family contracts in pyproject.toml"
+    assert sorted(independent) == families, hint
+    assert sorted(forbidden) == families, hint
