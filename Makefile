@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: benchmark-scaling benchmark-scaling-publish install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval clean
+.PHONY: benchmark-scaling benchmark-scaling-publish install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -108,6 +108,12 @@ bench-overhead: install
 
 bench-sampling: install
 	$(BIN)/python scripts/bench_sampling.py
+
+# Training throughput per family (digits and MNIST): achieved FLOP/s and fraction of the matmul
+# peak measured in the same process; HW=gpu on a GPU machine. Written to docs/benchmark/train-throughput.
+HW ?= cpu
+bench-train: install
+	$(BIN)/python scripts/bench_train.py --hardware $(HW) --data-root $(MNIST_ROOT) --out docs/benchmark/train-throughput/$(HW)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

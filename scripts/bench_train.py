@@ -1,0 +1,205 @@
+"""Training throughput per family: achieved FLOP/s and its fraction of the device's peak.
+
+    make bench-train     (or: python scripts/bench_train.py --datasets digits mnist --out DIR)
+
+For every family (conf/model/*.yaml) on each data set, with the model config a run of that data
+set composes (conf/dataset_model/ included):
+  - FLOPs per training batch: `genbench.training.budget.probe_flops`, the counter the FLOP
+    budget uses (forward + backward of everything a batch does: both GAN players, the EBM's
+    SGLD chains);
+  - seconds per training batch: a Trainer with the run's trainer and callbacks (EMA, divergence
+    monitor, progress lines; no checkpoints, loggers or validation), timed from the end of one
+    batch to the end of the next over --steps batches after --warmup untimed ones (the steady
+    state: data loading, the optimiser and the callbacks included, as a run pays them);
+  - achieved FLOP/s = FLOPs per batch / median seconds per batch, with the interquartile range
+    of the per-batch times, and its ratio to the peak.
+The peak is measured in the same process at the same precision: the best of --peak-repeats
+timings of a dense n x n matmul (2 n^3 FLOPs) on the same threads and device.
+
+Timings are only as good as the machine was quiet: the load average is printed with them, and
+each family is measured once (its spread over batches is the interval shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from genbench.config import register
+from genbench.families.build import build_model
+from genbench.logs import quiet_library_logs
+from genbench.run import build_callbacks
+from genbench.training.budget import probe_flops
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+OVERRIDES = [
+    "logger=none",
+    "callbacks.best_checkpoint=null",
+    "callbacks.last_checkpoint=null",
+    "callbacks.progress._target_=genbench.training.progress.LogProgress",
+]
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int) -> float:
+    """FLOP/s of the best of `repeats` timings of an n x n matmul (2 n^3 FLOPs)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first is a warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+class BatchClock(L.Callback):
+    """Seconds between consecutive ends of training batches, after `warmup` batches."""
+
+    def __init__(self, warmup: int, steps: int):
+        self.warmup, self.stop, self.seen, self.times = warmup, warmup + steps, 0, []
+        self._t: float | None = None
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+        now, self.seen = time.perf_counter(), self.seen + 1
+        if self._t is not None and self.seen > self.warmup:
+            self.times.append(now - self._t)
+        self._t = now
+        if self.seen >= self.stop:
+            trainer.should_stop = True
+
+
+def measure(cfg, warmup: int, steps: int, out_dir: str) -> dict:
+    """FLOPs per batch (the budget's probe) and the steady-state seconds per batch."""
+    L.seed_everything(cfg.seed, verbose=False)
+    dm = instantiate(cfg.dataset)
+    module = build_model(cfg.model, dm.spec)
+    accelerator = cfg.hardware.accelerator
+    cost = probe_flops(module, lambda: instantiate(cfg.dataset), cfg.budget.probe_batches,
+                       accelerator=accelerator, precision=cfg.hardware.precision)
+    clock = BatchClock(warmup, steps)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[*build_callbacks(cfg.callbacks, has_logger=False), clock],
+        max_steps=-1,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        default_root_dir=out_dir,
+    )
+    trainer.fit(module, datamodule=dm)
+    q1, median, q3 = statistics.quantiles(clock.times, n=4)
+    return {
+        "flops_per_batch": cost.flops_per_batch,
+        "steps_per_batch": cost.steps_per_batch,
+        "batch_size": int(cfg.dataset.batch_size),
+        "s_per_batch_median": median,
+        "s_per_batch_iqr": [q1, q3],
+        "flops_per_s": cost.flops_per_batch / median,
+        "batches_timed": len(clock.times),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
+    ap.add_argument("--models", nargs="+", default=FAMILIES, choices=FAMILIES)
+    ap.add_argument("--hardware", default="cpu", help="conf/hardware option (cpu, gpu)")
+    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--peak-n", type=int, default=None, help="matmul size (cpu 2048, gpu 8192)")
+    ap.add_argument("--peak-repeats", type=int, default=10)
+    ap.add_argument("--out", default=None, help="folder for bench_train.json and .md")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    quiet_library_logs()
+    register()
+    rows, peak = [], None
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        for dataset in args.datasets:
+            extra = [f"dataset.root={args.data_root}"] if dataset == "mnist" else []
+            if dataset == "mnist" and not (Path(args.data_root) / "MNIST" / "raw").is_dir():
+                print(f"skipping mnist: no {args.data_root}/MNIST/raw (--data-root)")
+                continue
+            for model in args.models:
+                cfg = compose("train", overrides=[f"model={model}", f"dataset={dataset}",
+                                                  f"hardware={args.hardware}", *OVERRIDES, *extra])
+                if peak is None:
+                    torch.set_num_threads(cfg.hardware.threads or torch.get_num_threads())
+                    device = "cuda" if cfg.hardware.accelerator == "gpu" else "cpu"
+                    dtype = torch.bfloat16 if "bf16" in str(cfg.hardware.precision) else torch.float32
+                    n = args.peak_n or (8192 if device == "cuda" else 2048)
+                    peak = {"flops_per_s": matmul_peak(device, dtype, n, args.peak_repeats),
+                            "n": n, "dtype": str(dtype), "device": device,
+                            "threads": torch.get_num_threads(), "precision": str(cfg.hardware.precision)}
+                    print(f"peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({n}x{n} {dtype} matmul, "
+                          f"{peak['threads']} threads); {load()}")
+                row = {"dataset": dataset, "model": model,
+                       **measure(cfg, args.warmup, args.steps, "/tmp/genbench-bench-train")}
+                row["fraction_of_peak"] = row["flops_per_s"] / peak["flops_per_s"]
+                rows.append(row)
+                print(f"{dataset:7s} {model:14s} {row['flops_per_batch'] / 1e9:9.2f} GFLOP/batch "
+                      f"{1e3 * row['s_per_batch_median']:8.1f} ms/batch "
+                      f"{row['flops_per_s'] / 1e9:7.2f} GFLOP/s {100 * row['fraction_of_peak']:5.1f}% "
+                      f"of peak; {load()}", flush=True)
+    report = {"command": " ".join(["python scripts/bench_train.py", *sys.argv[1:]]),
+              "device": torch.cuda.get_device_name() if peak and peak["device"] == "cuda"
+              else f"{os.cpu_count()} CPUs", "torch": torch.__version__,
+              "date": time.strftime("%Y-%m-%d"), "peak": peak, "rows": rows}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench_train.json").write_text(json.dumps(report, indent=1) + "\n")
+        (out / "bench_train.md").write_text(markdown(report))
+        print(f"wrote {out}/bench_train.json and .md")
+
+
+def markdown(report: dict) -> str:
+    peak = report["peak"]
+    lines = [
+        f"Training throughput, `{report['command']}` ({report['date']}, {report['device']}, "
+        f"torch {report['torch']}). Peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s, the best "
+        f"{peak['n']}x{peak['n']} {peak['dtype']} matmul on {peak['threads']} threads.",
+        "",
+        "| data | family | batch | GFLOP per batch | ms per batch (median [IQR]) | GFLOP/s | "
+        "of peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        q1, q3 = r["s_per_batch_iqr"]
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['batch_size']} | "
+            f"{r['flops_per_batch'] / 1e9:.3g} | {1e3 * r['s_per_batch_median']:.1f} "
+            f"[{1e3 * q1:.1f}, {1e3 * q3:.1f}] | {r['flops_per_s'] / 1e9:.2f} | "
+            f"{100 * r['fraction_of_peak']:.1f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
