@@ -26,12 +26,14 @@ import torch
 from genbench.core.spec import DataSpec
 from genbench.estimators.ais import ais_ladder, ladder_summary
 from genbench.estimators.importance import DrawTally, dequantisation_summary
+from genbench.estimators.per_pass import PerPass
 from genbench.estimators.quadrature import refined_grid_log_z
 from genbench.families.base import GenerativeModule
 from genbench.maths.histogram import HistogramBase, dequantize, level_counts
 from genbench.nets.energy import ConvEnergy, MLPEnergy
 from genbench.samplers.base import run
-from genbench.samplers.langevin import SGLD, energy_grad, write_back
+from genbench.samplers.langevin import SGLD, energy_grad
+from genbench.samplers.replay import ReplayBuffer
 
 
 class EBM(GenerativeModule):
@@ -76,12 +78,10 @@ class EBM(GenerativeModule):
         # The support's corners: the cube (images); the data's box, +-inf until data is seen.
         self.register_buffer("data_lo", torch.full((s.num_dims,), -1.0 if s.is_image else math.inf))
         self.register_buffer("data_hi", -self.data_lo)
-        self.replay = torch.empty(0)  # (buffer_size, D) chain states once training starts
-        self._rng: torch.Generator | torch.Tensor | None = None  # training noise (or its state)
+        self.replay = ReplayBuffer(buffer_size, reinit_prob)  # negatives' chains, noise's RNG
         self.sample_steps = sample_steps
         self.diverged_reason: str | None = None
-        self._pass_seed: int | None = None  # this NLL pass's seed (begin_nll_pass)
-        self._log_z: tuple = (None, {})  # ((weights hash, seed), the estimate)
+        self._log_z = PerPass()  # log Z for the weights and this NLL pass's seed
         self._tally = DrawTally(nll_dequant_samples)
 
     def box(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,14 +122,14 @@ class EBM(GenerativeModule):
         resumed run leaves the global stream as an uninterrupted one does."""
         if self.spec.is_image:
             self.fit_base(self.trainer.datamodule.split("train")[0])
-        self.training_rng()
+        self.replay.generator(self.device)
 
     def fit_base(self, x: torch.Tensor) -> None:
         """Images: q = per-pixel level frequencies of x (N, C, H, W) long, +1 smoothing."""
         counts = 1.0 + level_counts(x.to(self.device), self.spec.num_levels).float()
         if not torch.equal(counts, self.level_counts):
             self.level_counts = counts
-            self.replay = torch.empty(0, device=self.device)  # chain coordinates depend on q
+            self.replay.clear()  # chain coordinates depend on q
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode(False), torch.enable_grad():
@@ -148,26 +148,15 @@ class EBM(GenerativeModule):
             raise ValueError(f"ebm: sampler={sampler!r} steps={steps}; valid: 'sgld', steps >= 1")
         self.sample_steps = steps
 
-    def _weights_hash(self) -> int:
-        return hash(tuple(t.detach().cpu().numpy().tobytes() for t in self.state_dict().values()))
-
     def begin_nll_pass(self, seed: int) -> None:
         """One pass of nll over a split: log Z from `seed` (the same on every device), and the
         dequantisation tally restarted."""
-        self._pass_seed = int(seed)
+        self._log_z.begin(seed)
         self._tally = DrawTally(self.hparams.nll_dequant_samples)
 
     def log_z(self) -> dict:
-        """{'log_z', 'stderr', ...} for the weights and this pass's seed, cached: an optimiser
-        step, the EMA's swap and a loaded checkpoint all recompute it. Without begin_nll_pass
-        the seed is drawn from the global generator once."""
-        if self._pass_seed is None:
-            self._pass_seed = int(torch.randint(2**62, ()))
-        key = (self._weights_hash(), self._pass_seed)
-        if self._log_z[0] != key:
-            with torch.inference_mode(False), torch.enable_grad():
-                self._log_z = (key, self._compute_log_z(self._pass_seed))
-        return self._log_z[1]
+        """{'log_z', 'stderr', ...} for the weights and this pass's seed (estimators/per_pass)."""
+        return self._log_z.get(self, self._compute_log_z)
 
     def _compute_log_z(self, seed: int) -> dict:
         hp = self.hparams
@@ -208,54 +197,30 @@ class EBM(GenerativeModule):
         hp = self.hparams
         if not self.spec.is_image:
             return {"name": "quadrature", "cells": hp.quadrature_n, "tol": hp.quadrature_tol}
-        return {
-            "name": "AIS + dequantisation importance estimate",
-            "ais_chains": hp.ais_chains,
-            "ais_repeats": hp.ais_repeats,
-            "ais_temps": [int(t) for t in hp.ais_temps],
-            "ais_pilot_chains": hp.ais_pilot_chains,
-            "dequantisation_draws": hp.nll_dequant_samples,
-        }
+        ais = {k: hp[k] for k in ("ais_chains", "ais_repeats", "ais_temps", "ais_pilot_chains")}
+        name = "AIS + dequantisation importance estimate"
+        return {"name": name, **ais, "dequantisation_draws": hp.nll_dequant_samples}
 
     def nll_diagnostics(self) -> dict:
         """The AIS ladder and the dequantisation draws behind the last pass (images, after nll()
         has scored examples): each bias measured by how far its last doubling moved the NLL."""
-        key, est = self._log_z
-        means = self._tally.means()
-        if key is None or key[0] != self._weights_hash() or not means:
+        est, means = self._log_z.current(self), self._tally.means()
+        if est is None or not means:
             return {}
         out = ladder_summary(est["ladder"], means[self._tally.counts[-1]], self.spec.num_dims)
         return {**out, **dequantisation_summary(means, est["log_z"], self.spec.num_dims)}
 
-    def training_rng(self) -> torch.Generator:
-        """The training noise's own generator, apart from the global RNG (which data loaders also
-        draw from): seeded from the global RNG at fit start, restored from checkpoints."""
-        if not isinstance(self._rng, torch.Generator):
-            state, self._rng = self._rng, torch.Generator(device=self.device)
-            self._rng.manual_seed(int(torch.randint(2**62, (1,))))
-            if state is not None:  # restored from a checkpoint
-                self._rng.set_state(state)
-        return self._rng
-
-    def _replay_batch(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        # Filled with base draws at the first step; a restored buffer arrives on the CPU.
-        fill = self.replay if len(self.replay) else self.noise_like(self.hparams.buffer_size, rng)
-        self.replay = fill.to(self.device)
-        idx = torch.randint(0, len(self.replay), (n,), device=self.device, generator=rng)
-        fresh = torch.rand(n, device=self.device, generator=rng) < self.hparams.reinit_prob
-        return idx, torch.where(fresh[:, None], self.noise_like(n, rng), self.replay[idx])
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        hp, x, rng = self.hparams, self.data(batch), self.training_rng()
+        hp, x, rng = self.hparams, self.data(batch), self.replay.generator(self.device)
         if self.spec.is_image:
             y_pos = dequantize(x, self.spec.num_levels, rng)
         else:
             y_pos = x.float().flatten(1)
             self.data_lo = torch.minimum(self.data_lo, y_pos.min(0).values)
             self.data_hi = torch.maximum(self.data_hi, y_pos.max(0).values)
-        idx, v_neg = self._replay_batch(len(x), rng)
+        idx, v_neg = self.replay.draw(len(x), self.noise_like, self.device)
         v_neg = self.langevin(v_neg, hp.sgld_steps, rng)
-        write_back(self.replay, idx, v_neg)
+        self.replay.write(idx, v_neg)
         e_pos, e_neg = self.flat_energy(y_pos), self.flat_energy(self.to_data(v_neg))
         loss = e_pos.mean() - e_neg.mean() + hp.alpha * (e_pos**2 + e_neg**2).mean()
         if not (torch.isfinite(e_pos).all() and torch.isfinite(e_neg).all()):
@@ -274,9 +239,7 @@ class EBM(GenerativeModule):
         return loss.detach()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        rng = self._rng.get_state() if isinstance(self._rng, torch.Generator) else self._rng
-        checkpoint["ebm"] = {"replay": self.replay.detach().cpu().clone(), "rng": rng}
+        checkpoint["ebm"] = self.replay.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("ebm", {})
-        self.replay, self._rng = state.get("replay", torch.empty(0)), state.get("rng")
+        self.replay.load_state_dict(checkpoint.get("ebm", {}))

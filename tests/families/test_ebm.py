@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genbench.core.results import read_results
+from genbench.estimators.per_pass import PerPass
 from genbench.families.build import build_model
 from genbench.run import run
 from tests.conftest import compose_config
@@ -89,7 +90,7 @@ def test_a_pass_estimates_log_z_once_from_its_seed(tmp_path):
         return nats, module.log_z()["log_z"]
 
     first, log_z = one_pass(5)
-    module._log_z = (None, {})  # recompute: the same AIS chains from the same seed
+    module._log_z = PerPass()  # recompute: the same AIS chains from the same seed
     again, log_z_again = one_pass(5)
     assert torch.equal(again, first) and log_z_again == log_z
     assert one_pass(6)[1] != log_z  # another pass seed, other chains
