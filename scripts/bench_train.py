@@ -97,8 +97,13 @@ def measure(cfg, warmup: int, steps: int, out_dir: str) -> dict:
     dm = instantiate(cfg.dataset)
     module = build_model(cfg.model, dm.spec)
     accelerator = cfg.hardware.accelerator
-    cost = probe_flops(module, lambda: instantiate(cfg.dataset), cfg.budget.probe_batches,
-                       accelerator=accelerator, precision=cfg.hardware.precision)
+    cost = probe_flops(
+        module,
+        lambda: instantiate(cfg.dataset),
+        cfg.budget.probe_batches,
+        accelerator=accelerator,
+        precision=cfg.hardware.precision,
+    )
     clock = BatchClock(warmup, steps)
     trainer = instantiate(
         cfg.trainer,
@@ -147,30 +152,59 @@ def main() -> None:
                 print(f"skipping mnist: no {args.data_root}/MNIST/raw (--data-root)")
                 continue
             for model in args.models:
-                cfg = compose("train", overrides=[f"model={model}", f"dataset={dataset}",
-                                                  f"hardware={args.hardware}", *OVERRIDES, *extra])
+                cfg = compose(
+                    "train",
+                    overrides=[
+                        f"model={model}",
+                        f"dataset={dataset}",
+                        f"hardware={args.hardware}",
+                        *OVERRIDES,
+                        *extra,
+                    ],
+                )
                 if peak is None:
                     torch.set_num_threads(cfg.hardware.threads or torch.get_num_threads())
                     device = "cuda" if cfg.hardware.accelerator == "gpu" else "cpu"
-                    dtype = torch.bfloat16 if "bf16" in str(cfg.hardware.precision) else torch.float32
+                    dtype = (
+                        torch.bfloat16 if "bf16" in str(cfg.hardware.precision) else torch.float32
+                    )
                     n = args.peak_n or (8192 if device == "cuda" else 2048)
-                    peak = {"flops_per_s": matmul_peak(device, dtype, n, args.peak_repeats),
-                            "n": n, "dtype": str(dtype), "device": device,
-                            "threads": torch.get_num_threads(), "precision": str(cfg.hardware.precision)}
-                    print(f"peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({n}x{n} {dtype} matmul, "
-                          f"{peak['threads']} threads); {load()}")
-                row = {"dataset": dataset, "model": model,
-                       **measure(cfg, args.warmup, args.steps, "/tmp/genbench-bench-train")}
+                    peak = {
+                        "flops_per_s": matmul_peak(device, dtype, n, args.peak_repeats),
+                        "n": n,
+                        "dtype": str(dtype),
+                        "device": device,
+                        "threads": torch.get_num_threads(),
+                        "precision": str(cfg.hardware.precision),
+                    }
+                    print(
+                        f"peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({n}x{n} {dtype} matmul, "
+                        f"{peak['threads']} threads); {load()}"
+                    )
+                row = {
+                    "dataset": dataset,
+                    "model": model,
+                    **measure(cfg, args.warmup, args.steps, "/tmp/genbench-bench-train"),
+                }
                 row["fraction_of_peak"] = row["flops_per_s"] / peak["flops_per_s"]
                 rows.append(row)
-                print(f"{dataset:7s} {model:14s} {row['flops_per_batch'] / 1e9:9.2f} GFLOP/batch "
-                      f"{1e3 * row['s_per_batch_median']:8.1f} ms/batch "
-                      f"{row['flops_per_s'] / 1e9:7.2f} GFLOP/s {100 * row['fraction_of_peak']:5.1f}% "
-                      f"of peak; {load()}", flush=True)
-    report = {"command": " ".join(["python scripts/bench_train.py", *sys.argv[1:]]),
-              "device": torch.cuda.get_device_name() if peak and peak["device"] == "cuda"
-              else f"{os.cpu_count()} CPUs", "torch": torch.__version__,
-              "date": time.strftime("%Y-%m-%d"), "peak": peak, "rows": rows}
+                print(
+                    f"{dataset:7s} {model:14s} {row['flops_per_batch'] / 1e9:9.2f} GFLOP/batch "
+                    f"{1e3 * row['s_per_batch_median']:8.1f} ms/batch "
+                    f"{row['flops_per_s'] / 1e9:7.2f} GFLOP/s {100 * row['fraction_of_peak']:5.1f}% "
+                    f"of peak; {load()}",
+                    flush=True,
+                )
+    report = {
+        "command": " ".join(["python scripts/bench_train.py", *sys.argv[1:]]),
+        "device": torch.cuda.get_device_name()
+        if peak and peak["device"] == "cuda"
+        else f"{os.cpu_count()} CPUs",
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "peak": peak,
+        "rows": rows,
+    }
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

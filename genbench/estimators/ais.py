@@ -3,7 +3,8 @@
 The path f_b = base^(1 - b) exp(-b E), b from 0 to 1 on a sigmoid schedule (Grosse et al.,
 2013), one reflected HMC leapfrog move with its accept test per temperature. AIS is unbiased
 for Z, so log Z is biased low when the chain has not converged (Jensen and too few
-temperatures): a schedule that is too short makes an NLL look too good. `ais_ladder` runs several lengths on the same chains so that can be seen.
+temperatures): a schedule that is too short makes an NLL look too good. `ais_ladder` runs
+several lengths on the same chains so that can be seen.
 """
 
 from __future__ import annotations

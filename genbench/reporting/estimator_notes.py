@@ -13,8 +13,10 @@ def selection_note(records: list[dict]) -> str:
     if not likelihood:
         monitors = sorted({(r.get("best_val") or {}).get("monitor") for r in records} - {None})
         if monitors:  # records from before metrics.selection: the monitor, not its estimator
-            return (f"the evaluated checkpoint: best on the validation split by "
-                    f"{'/'.join(monitors)} (its estimator not recorded).")
+            return (
+                f"the evaluated checkpoint: best on the validation split by "
+                f"{'/'.join(monitors)} (its estimator not recorded)."
+            )
         return "the evaluated checkpoint: the last (no selection recorded)."
     examples = sorted({r["metrics"]["selection"].get("examples") for r in nll_runs} - {None})
     differ = sorted({r["model"] for r in nll_runs if not selection_matches_test(r)})
