@@ -68,10 +68,14 @@ def load_results(source: str = "outputs", completed_only: bool = False):
       is_mean, is_std, precision, recall, density, coverage;
     - memorisation: nn_copy_fraction, ct_score, authenticity, and the same in pixel space
       (nn_copy_fraction_pixels, ct_score_pixels, authenticity_pixels);
-    - classes: classes_covered, class_kl, extractor_test_accuracy;
+    - classes: classes_covered, class_kl, extractor_test_accuracy, class_counts (a list:
+      samples per predicted class);
     - sampling: samples_per_s, nfe, sampler, curve (a list of dicts, one per sampler setting:
-      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each);
+      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each),
+      sampling_batch_size, sampling_time_s;
     - run: params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
+    - how the evaluation measured: eval_seed, fidelity_num_samples, fidelity_extractor
+      (classifier, inception, coords), ci_method, memorisation_num_samples;
     - path: the run's folder.
     Missing values are NaN/None (a metric not computed is missing, never 0).
 
