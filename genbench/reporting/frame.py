@@ -3,7 +3,7 @@ nested results (the sampler curve, the AIS ladder) as rows of their own."""
 
 from __future__ import annotations
 
-from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS
+from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS, budget_kind_value
 from genbench.reporting.collect import collect
 
 # Columns of each row, before the metrics: the run's identity and protocol.
@@ -26,12 +26,10 @@ COLUMNS = (*ID_COLUMNS, *_metric_columns(), "path")
 
 
 def _flat(rec: dict) -> dict:
-    cfg = rec.get("config") or {}
-    budget = cfg.get("budget") or {}
-    kind = budget.get("kind")
-    value = {"flops": budget.get("flops"), "steps": budget.get("steps")}.get(kind)
+    kind, value = budget_kind_value(rec)
     row = {k: rec.get(k) for k in ("family", "model", "dataset", "seed", "status")}
-    row.update(budget_kind=kind, budget_value=value)
+    # an amount: a time budget's is a clock string, machine-dependent (missing here)
+    row.update(budget_kind=kind, budget_value=None if kind == "time" else value)
     metrics = rec.get("metrics") or {}
     for key in METRIC_KEYS:
         v = metrics.get(key)

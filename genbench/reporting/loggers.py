@@ -48,9 +48,7 @@ def record_columns(record: dict) -> dict:
 
 
 def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
-    budget = config.get("budget") or {}
-    kind = budget.get("kind")
-    value_key = {"flops": "flops", "steps": "steps", "time": "max_time"}.get(kind)
+    kind, value = res.budget_kind_value({"config": config})
     ema = (config.get("callbacks") or {}).get("ema")
     family, model, dataset, seed = names
     return {
@@ -60,7 +58,7 @@ def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
         "experiment_name": config.get("experiment_name"),
         "seed": int(seed),
         "budget_kind": kind,
-        "budget_value": budget.get(value_key) if value_key else None,
+        "budget_value": value,
         "sampler": str(sampler),
         "nfe": nfe,
         "ema_decay": float(ema["decay"]) if ema else 0.0,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genbench.core.results import FLOOR_FAMILY
+from genbench.core.results import FLOOR_FAMILY, budget_kind_value, run_budget
 from genbench.reporting.estimator_notes import estimate_note, selection_note
 
 MISSING = "—"
@@ -199,6 +199,18 @@ def _applied_decay(runs: list[dict]) -> str:
     return f", with a warm-up: the decay the evaluated weights' last update applied was {span}"
 
 
+def _budget(record: dict) -> str:
+    """A trained run's budget, in words."""
+    kind, amount = budget_kind_value(record)
+    if kind == "flops":
+        return f"{amount:.3g} training FLOPs (forward + backward, PyTorch's counter)"
+    if kind == "steps":
+        return f"{amount} optimiser steps"
+    if kind == "time":
+        return f"{amount} of wall-clock training (machine-dependent)"
+    return "unknown"
+
+
 def footer(rows: list[dict]) -> list[str]:
     """The protocol and provenance the numbers come from, read from the records themselves."""
     runs = [r for row in rows if row["family"] != FLOOR_FAMILY for r in row["records"]]
@@ -209,17 +221,6 @@ def footer(rows: list[dict]) -> list[str]:
     references = {r["model"]: _untrained_source(r) for r in runs if _untrained_source(r)}
     trained = [r for r in runs if not _untrained_source(r)]
     cfgs = [r.get("config") or {} for r in trained]
-
-    def budget(c: dict) -> str:
-        b = c.get("budget") or {}
-        kind = b.get("kind")
-        if kind == "flops":
-            return f"{b.get('flops'):.3g} training FLOPs (forward + backward, PyTorch's counter)"
-        if kind == "steps":
-            return f"{b.get('steps')} optimiser steps"
-        if kind == "time":
-            return f"{b.get('max_time')} of wall-clock training (machine-dependent)"
-        return "unknown"
 
     def ema(c: dict) -> str:
         e = (c.get("callbacks") or {}).get("ema")
@@ -233,13 +234,15 @@ def footer(rows: list[dict]) -> list[str]:
     kid_units = "; ".join(
         f"{e} features: {'x10³' if KID_SCALES.get(e) == 1e3 else 'unscaled'}" for e in extractors
     )
-    lines = [] if not trained else [
-        f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
-        f"{_distinct((c.get('budget') or {}).get('validations') for c in cfgs)} times, evenly "
-        f"spaced; {selection_note(trained)}",
-        f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
-        f"Seeds: {', '.join(map(str, seeds))}.",
-    ]
+    lines = []
+    if trained:
+        validations = _distinct(run_budget(r).get("validations") for r in trained)
+        lines += [
+            f"Budget per run: {_distinct(_budget(r) for r in trained)}; validation outside the "
+            f"budget, {validations} times, evenly spaced; {selection_note(trained)}",
+            f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
+            f"Seeds: {', '.join(map(str, seeds))}.",
+        ]
     lines += [
         f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
         "generated samples vs the test split, features: "
@@ -275,7 +278,8 @@ def _nll_of(runs: list[dict]) -> str:
     kinds = {
         "the density (continuous points)"
         if str(((r.get("config") or {}).get("dataset") or {}).get("_target_", "")).endswith(
-            "Toy2DDataModule")
+            "Toy2DDataModule"
+        )
         else "the discrete data"
         for r in runs
     }
