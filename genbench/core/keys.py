@@ -143,9 +143,7 @@ REGISTRY: tuple[MetricKey, ...] = (
             "interval",
             "FID's bootstrap interval (eval.ci_level) over the generated samples",
         ),
-        # KID in the features' own unit: x10^3 for InceptionV3 (the usual convention), unscaled
-        # for the data sets' classifiers, whose larger features put KID in the thousands
-        # (reporting/table.py's KID_SCALES)
+        # the table shows KID in its extractor's unit (reporting/table.py's KID_SCALES)
         MetricKey(
             "kid_mean",
             "float",

@@ -3,6 +3,7 @@ nested results (the sampler curve, the AIS ladder) as rows of their own."""
 
 from __future__ import annotations
 
+from genbench.core.keys import keys_of_type
 from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS, budget_kind_value
 from genbench.reporting.collect import collect
 
@@ -12,13 +13,15 @@ ID_COLUMNS = ("family", "model", "dataset", "seed", "status", "budget_kind", "bu
 NOT_TRAINED = (FLOOR_FAMILY, EXTERNAL_FAMILY)
 # Metrics that are lists of points (one dict each): kept whole in their column, and the rows
 # of expand(df, key).
-NESTED_KEYS = ("curve", "log_z_ladder", "dequantisation_ladder")
+NESTED_KEYS = keys_of_type("points")
+# Metrics that are [low, high] intervals: two columns, <key>_low and <key>_high.
+INTERVAL_KEYS = keys_of_type("interval")
 
 
 def _metric_columns() -> list[str]:
     out = []
     for key in METRIC_KEYS:
-        out += [f"{key}_low", f"{key}_high"] if key.endswith("_ci") else [key]
+        out += [f"{key}_low", f"{key}_high"] if key in INTERVAL_KEYS else [key]
     return out
 
 
@@ -33,7 +36,7 @@ def _flat(rec: dict) -> dict:
     metrics = rec.get("metrics") or {}
     for key in METRIC_KEYS:
         v = metrics.get(key)
-        if key.endswith("_ci"):
+        if key in INTERVAL_KEYS:
             ok = isinstance(v, (list, tuple)) and len(v) == 2
             row[f"{key}_low"], row[f"{key}_high"] = v if ok else (None, None)
         else:

@@ -12,51 +12,24 @@ import csv
 import io
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from genbench.core.keys import BY_NAME, TABLE_COLUMNS, Column
 from genbench.core.results import FLOOR_FAMILY, budget_kind_value, run_budget
 from genbench.reporting.estimator_notes import estimate_note, selection_note
 
 MISSING = "—"
 
 
-@dataclass(frozen=True)
-class Column:
-    key: str  # results.json metrics key
-    title: str
-    fmt: str | None  # None: parameter count (k / M)
-    scale: float = 1.0  # displayed value = value * scale (KID x 10^3)
-    within: str | None = None  # per-run uncertainty: "<key>_stderr" value or "<key>_ci" [lo, hi]
-    optional: bool = False  # shown only when some row has a value
-    protocol: bool = False  # fixed by the protocol (params, FLOPs, steps, NFE): no "± 0"
-
-
-COLUMNS = [
-    Column("params", "params", None, protocol=True),
-    Column("train_flops", "train FLOPs", "{:.3g}", protocol=True),
-    Column("train_steps", "steps", "{:.0f}", protocol=True),
-    Column("train_time_s", "train s", "{:.0f}"),
-    Column("nll_bpd", "bits/dim", "{:.3f}", within="nll_bpd_stderr"),
-    Column("fid", "FID", "{:.1f}", within="fid_ci"),
-    # KID in the features' own unit: x10^3 for InceptionV3 (the usual convention), unscaled for
-    # the data sets' classifiers, whose larger features put KID in the thousands (KID_SCALES)
-    Column("kid_mean", "KID", "sig3", within="kid_ci"),
-    Column("is_mean", "IS", "{:.2f}"),
-    Column("precision", "precision", "{:.3f}"),
-    Column("recall", "recall", "{:.3f}"),
-    Column("density", "density", "{:.3f}", optional=True),
-    Column("coverage", "coverage", "{:.3f}", optional=True),
-    Column("nn_copy_fraction", "copies", "{:.3f}", optional=True),
-    Column("ct_score", "C_T", "{:.2f}", optional=True),
-    Column("authenticity", "authentic", "{:.3f}", optional=True),
-    Column("samples_per_s", "samples/s", "{:.3g}"),
-    Column("nfe", "NFE", "{:.0f}", protocol=True),
-]
+# The columns, left to right: each key's title, format, uncertainty and flags are declared with
+# the key (core/keys.py).
+COLUMNS: list[Column] = list(TABLE_COLUMNS)
 KIND_MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
-# KID's displayed scale per feature extractor (metrics.fidelity_extractor), named in the footer.
+# KID's displayed scale per feature extractor (metrics.fidelity_extractor), named in the footer:
+# x10^3 for InceptionV3 (the usual convention), unscaled for the data sets' classifiers, whose
+# larger features put KID in the thousands.
 KID_SCALES = {"inception": 1e3}
 
 
@@ -69,7 +42,7 @@ def _num(v) -> float | None:
 def _within(metrics: dict, spec: str) -> float | None:
     """A run's own uncertainty: a standard error, or the half-width of a [lo, hi] interval."""
     v = metrics.get(spec)
-    if spec.endswith("_ci"):
+    if BY_NAME[spec].type == "interval":
         if isinstance(v, (list, tuple)) and len(v) == 2 and all(_num(x) is not None for x in v):
             return (v[1] - v[0]) / 2
         return None
