@@ -68,22 +68,20 @@ _MEMORISATION = (
     MetricKey(
         "nn_copy_fraction",
         "float",
-        "share of samples nearer their nearest training example than the "
-        "eval.copy_percentile-th percentile of the test examples' distances to theirs",
+        "share of samples nearer their nearest training example than eval.copy_percentile% of "
+        "test examples are",
         Column("copies", "{:.3f}", optional=True),
     ),
     MetricKey(
         "ct_score",
         "float",
-        "Meehan et al.'s C_T over k-means cells of the training set: < 0 nearer the training "
-        "images than test images are (memorisation), > 0 farther",
+        "Meehan et al.'s C_T over k-means cells of the training set: < 0 memorises, > 0 under-fits",
         Column("C_T", "{:.2f}", optional=True),
     ),
     MetricKey(
         "authenticity",
         "float",
-        "share of samples farther from their nearest training example than it is from its own "
-        "nearest training neighbour (Alaa et al.)",
+        "share of samples farther from their nearest training example than it is from its own",
         Column("authentic", "{:.3f}", optional=True),
     ),
 )
