@@ -5,8 +5,9 @@ loggers (the W&B summary) and is read back, and its column in the comparison tab
 `METRIC_KEYS` and the groups (core/results.py), the table's columns (reporting/table.py), the
 data frame's columns (reporting/frame.py), the W&B summary (reporting/loggers.py) and its
 read-back (reporting/collect.py) all derive from REGISTRY: adding a metric is its entry here
-plus its computation. `tests/core/test_keys.py` checks that every key of the committed records
-is declared and that a record survives the W&B summary and back.
+plus its computation. tests/core/test_keys.py checks that every key of the committed records is
+declared; tests/reporting/test_result_keys.py that a full record survives the W&B summary and
+back, and that the committed records still give the committed tables.
 """
 
 from __future__ import annotations
