@@ -11,64 +11,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.core.atomic import atomic_write_text
+from genbench.core.keys import METRIC_KEYS, keys_in  # METRIC_KEYS: every key, groups in order
 
 SCHEMA = 1
 STATUSES = ("completed", "diverged", "failed")
-# The metric groups, named once: the evaluation fills them, tables and loggers read them.
-NLL_KEYS = (
-    "nll_bpd",
-    "nll_kind",
-    "nll_bpd_stderr",
-    "nll_bpd_shared_stderr",  # the part of the stderr shared by every example (an AIS log Z)
-    # What the test computed and what selected the checkpoint: {metric, estimator, split,
-    # examples, ...}; equal estimators for every likelihood family (val/fid for a GAN).
-    "nll_estimator",
-    "selection",
-)
-# How far an estimate still moves (the EBM): its AIS ladder and its dequantisation draws.
-ESTIMATE_KEYS = (
-    "log_z_ladder",
-    "log_z_converged",
-    "log_z_last_move",
-    "log_z_last_move_bpd",
-    "dequantisation_ladder",
-    "dequantisation_last_move_bpd",
-)
-FIDELITY_KEYS = (
-    "fid",
-    "fid_ci",
-    "kid_mean",
-    "kid_std",
-    "kid_ci",
-    "is_mean",
-    "is_std",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-)
-MEMORISATION_KEYS = ("nn_copy_fraction", "ct_score", "authenticity")
-PIXEL_MEMORISATION_KEYS = tuple(f"{k}_pixels" for k in MEMORISATION_KEYS)
-CLASS_KEYS = ("classes_covered", "class_kl", "extractor_test_accuracy")
-SAMPLING_KEYS = ("samples_per_s", "nfe", "sampler", "curve")
-RUN_KEYS = (
-    "params",
-    "train_time_s",
-    "train_steps",
-    "train_flops",
-    "eval_time_s",
-    "ema_decay_applied",  # the EMA's decay at the evaluated weights' last update (warm-up)
-)
-METRIC_KEYS = (
-    *NLL_KEYS,
-    *ESTIMATE_KEYS,
-    *FIDELITY_KEYS,
-    *MEMORISATION_KEYS,
-    *PIXEL_MEMORISATION_KEYS,
-    *CLASS_KEYS,
-    *SAMPLING_KEYS,
-    *RUN_KEYS,
-)
+# The metric groups, each key declared once in core/keys.py: the evaluation fills them,
+# tables and loggers read them.
+NLL_KEYS = keys_in("nll")
+ESTIMATE_KEYS = keys_in("estimate")  # how far an estimate still moves (the EBM)
+FIDELITY_KEYS = keys_in("fidelity")
+MEMORISATION_KEYS = keys_in("memorisation")
+PIXEL_MEMORISATION_KEYS = keys_in("memorisation_pixels")
+CLASS_KEYS = keys_in("class")
+SAMPLING_KEYS = keys_in("sampling")
+RUN_KEYS = keys_in("run")
+EVALUATION_KEYS = keys_in("evaluation")  # how the evaluation measured (seed, counts, extractor)
 # The real-data floor's pseudo-family (genbench-eval floor=true), in records and tables.
 FLOOR_FAMILY = "real-data"
 # Samples made elsewhere (genbench-eval samples=...), scored like a family's.
@@ -142,6 +99,30 @@ def validate(record: dict, source: str = "results") -> dict:
     if not isinstance(record["metrics"], dict):
         raise ResultsError(f"{source}: metrics is not an object")
     return record
+
+
+# The budget key holding each kind's amount: training FLOPs, optimiser steps, "DD:HH:MM:SS".
+BUDGET_AMOUNT_KEYS = {"flops": "flops", "steps": "steps", "time": "max_time"}
+
+
+def run_budget(record: dict) -> dict:
+    """The training budget a record's run had (its config's `budget`); {} for a record of no
+    trained run (the floor, a baseline fitted in closed form, samples made elsewhere)."""
+    return (record.get("config") or {}).get("budget") or {}
+
+
+def budget_flops(record: dict) -> float | None:
+    """The run's FLOP budget (training FLOPs, forward + backward); None without one."""
+    return run_budget(record).get("flops")
+
+
+def budget_kind_value(record: dict) -> tuple[str | None, float | int | str | None]:
+    """(kind, amount) of the run's budget: ("flops", FLOPs), ("steps", optimiser steps),
+    ("time", "DD:HH:MM:SS"), or (None, None) without one."""
+    budget = run_budget(record)
+    kind = budget.get("kind")
+    key = BUDGET_AMOUNT_KEYS.get(kind)
+    return kind, budget.get(key) if key else None
 
 
 def _finite(obj):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from genbench.core.keys import LOGGED_KEYS, typed
 from genbench.core.results import (
-    METRIC_KEYS,
     RECORD_KEYS,
     SCHEMA,
     ResultsError,
+    empty_metrics,
     read_results,
     validate,
 )
@@ -53,12 +54,14 @@ def unfinished(root: str | Path) -> list[str]:
 
 
 def record_from_wandb(summary: dict, name: str = "") -> dict:
-    """A results record rebuilt from a W&B run summary (as genbench logs it)."""
+    """A results record rebuilt from a W&B run summary (as loggers.wandb_summary writes it):
+    every logged key of the registry (core/keys.py) as its declared type; null where the run
+    has none."""
     rec = {k: summary.get(k) for k in RECORD_KEYS}
     if isinstance(rec["seed"], float) and rec["seed"].is_integer():
         rec["seed"] = int(rec["seed"])  # W&B stores numbers as floats
     rec["schema"] = SCHEMA
-    rec["metrics"] = {k: summary.get(k) for k in METRIC_KEYS}
+    rec["metrics"] = {**empty_metrics(), **{k: typed(k, summary.get(k)) for k in LOGGED_KEYS}}
     return validate(rec, f"wandb run {name}")
 
 

@@ -3,7 +3,8 @@ nested results (the sampler curve, the AIS ladder) as rows of their own."""
 
 from __future__ import annotations
 
-from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS
+from genbench.core.keys import keys_of_type
+from genbench.core.results import EXTERNAL_FAMILY, FLOOR_FAMILY, METRIC_KEYS, budget_kind_value
 from genbench.reporting.collect import collect
 
 # Columns of each row, before the metrics: the run's identity and protocol.
@@ -12,13 +13,15 @@ ID_COLUMNS = ("family", "model", "dataset", "seed", "status", "budget_kind", "bu
 NOT_TRAINED = (FLOOR_FAMILY, EXTERNAL_FAMILY)
 # Metrics that are lists of points (one dict each): kept whole in their column, and the rows
 # of expand(df, key).
-NESTED_KEYS = ("curve", "log_z_ladder", "dequantisation_ladder")
+NESTED_KEYS = keys_of_type("points")
+# Metrics that are [low, high] intervals: two columns, <key>_low and <key>_high.
+INTERVAL_KEYS = keys_of_type("interval")
 
 
 def _metric_columns() -> list[str]:
     out = []
     for key in METRIC_KEYS:
-        out += [f"{key}_low", f"{key}_high"] if key.endswith("_ci") else [key]
+        out += [f"{key}_low", f"{key}_high"] if key in INTERVAL_KEYS else [key]
     return out
 
 
@@ -26,16 +29,14 @@ COLUMNS = (*ID_COLUMNS, *_metric_columns(), "path")
 
 
 def _flat(rec: dict) -> dict:
-    cfg = rec.get("config") or {}
-    budget = cfg.get("budget") or {}
-    kind = budget.get("kind")
-    value = {"flops": budget.get("flops"), "steps": budget.get("steps")}.get(kind)
+    kind, value = budget_kind_value(rec)
     row = {k: rec.get(k) for k in ("family", "model", "dataset", "seed", "status")}
-    row.update(budget_kind=kind, budget_value=value)
+    # an amount: a time budget's is a clock string, machine-dependent (missing here)
+    row.update(budget_kind=kind, budget_value=None if kind == "time" else value)
     metrics = rec.get("metrics") or {}
     for key in METRIC_KEYS:
         v = metrics.get(key)
-        if key.endswith("_ci"):
+        if key in INTERVAL_KEYS:
             ok = isinstance(v, (list, tuple)) and len(v) == 2
             row[f"{key}_low"], row[f"{key}_high"] = v if ok else (None, None)
         else:
@@ -68,10 +69,14 @@ def load_results(source: str = "outputs", completed_only: bool = False):
       is_mean, is_std, precision, recall, density, coverage;
     - memorisation: nn_copy_fraction, ct_score, authenticity, and the same in pixel space
       (nn_copy_fraction_pixels, ct_score_pixels, authenticity_pixels);
-    - classes: classes_covered, class_kl, extractor_test_accuracy;
+    - classes: classes_covered, class_kl, extractor_test_accuracy, class_counts (a list:
+      samples per predicted class);
     - sampling: samples_per_s, nfe, sampler, curve (a list of dicts, one per sampler setting:
-      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each);
+      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each),
+      sampling_batch_size, sampling_time_s;
     - run: params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
+    - how the evaluation measured: eval_seed, fidelity_num_samples, fidelity_extractor
+      (classifier, inception, coords), ci_method, memorisation_num_samples;
     - path: the run's folder.
     Missing values are NaN/None (a metric not computed is missing, never 0).
 

@@ -4,6 +4,7 @@ images, the quality-vs-compute curve and a table of samples with their classifie
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
+from genbench.core.keys import LOGGED_KEYS
 from genbench.evaluation.evaluate import evaluation_seed
 from genbench.evaluation.labels import classify
+
+log = logging.getLogger(__name__)
 
 
 def build_loggers(logger_cfg: DictConfig | None, wandb_id: str) -> list:
@@ -48,9 +52,7 @@ def record_columns(record: dict) -> dict:
 
 
 def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
-    budget = config.get("budget") or {}
-    kind = budget.get("kind")
-    value_key = {"flops": "flops", "steps": "steps", "time": "max_time"}.get(kind)
+    kind, value = res.budget_kind_value({"config": config})
     ema = (config.get("callbacks") or {}).get("ema")
     family, model, dataset, seed = names
     return {
@@ -60,7 +62,7 @@ def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
         "experiment_name": config.get("experiment_name"),
         "seed": int(seed),
         "budget_kind": kind,
-        "budget_value": budget.get(value_key) if value_key else None,
+        "budget_value": value,
         "sampler": str(sampler),
         "nfe": nfe,
         "ema_decay": float(ema["decay"]) if ema else 0.0,
@@ -68,36 +70,47 @@ def _columns(config: dict, names: tuple, nll_kind, sampler, nfe) -> dict:
     }
 
 
-def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -> None:
-    """Send the results metrics (same names as results.json) to every logger.
-
-    The W&B summary also gets status/family/model/dataset/seed, so genbench-table can rebuild
-    the record from W&B alone; W&B also gets the samples and nearest-neighbour images, the
-    quality-vs-compute curve as points of curve/fid over curve/nfe, and `sample_table`.
-    """
+def wandb_summary(record: dict) -> dict:
+    """What log_metrics puts in a W&B run's summary, from which collect.record_from_wandb
+    rebuilds the record: every logged key of the registry (core/keys.py) as results.json has
+    it, numbers as floats, nested values as they are (intervals and curves as lists, the
+    estimator and selection records as dicts, flags, labels); a key not computed null, also as
+    test/<key> (the numbers' history name), so a re-evaluation that no longer has one leaves no
+    earlier value standing; and status/family/model/dataset/seed."""
     metrics = record["metrics"]
-    numeric = {
+    logged = {k: metrics.get(k) for k in LOGGED_KEYS}
+    numeric = _numeric(logged)
+    structured = {k: v for k, v in logged.items() if v is not None and k not in numeric}
+    nulls = {n: None for k, v in logged.items() if v is None for n in (k, f"test/{k}")}
+    ident = {k: record[k] for k in res.RECORD_KEYS}
+    return {**nulls, **numeric, **structured, **ident}
+
+
+def _numeric(metrics: dict) -> dict[str, float]:
+    return {
         k: float(v)
         for k, v in metrics.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+
+
+def log_metrics(loggers: list, record: dict, out_dir: Path, sample_table=None) -> None:
+    """Send the results metrics (same names as results.json) to every logger: the numbers as
+    test/<key>, and to W&B the summary a record is rebuilt from (wandb_summary).
+
+    W&B also gets the samples and nearest-neighbour images, the quality-vs-compute curve as
+    points of curve/fid over curve/nfe, and `sample_table`.
+    """
+    metrics = record["metrics"]
+    undeclared = sorted(set(metrics) - set(res.METRIC_KEYS))
+    if undeclared:  # declare them in genbench/core/keys.py: a key not there is not logged
+        log.warning("metrics not in the registry of result keys, not logged: %s", undeclared)
+    numeric = _numeric({k: metrics.get(k) for k in LOGGED_KEYS})
     for lg in loggers:
         lg.log_metrics({f"test/{k}": v for k, v in numeric.items()})
         if is_wandb(lg):
             run = lg.experiment
-            ident = {k: record[k] for k in res.RECORD_KEYS}
-            # Every other declared metric as it is (intervals and curves as lists, the
-            # estimator and selection records as dicts, flags, labels): a run rebuilt from W&B
-            # keeps them.
-            structured = {
-                k: v
-                for k, v in metrics.items()
-                if k in res.METRIC_KEYS and v is not None and k not in numeric
-            }
-            # A metric not computed is null here too: a re-evaluation that no longer has one
-            # must not leave the run's earlier value standing (results.json says null).
-            nulls = {n: None for k, v in metrics.items() if v is None for n in (k, f"test/{k}")}
-            run.summary.update({**nulls, **numeric, **structured, **ident})
+            run.summary.update(wandb_summary(record))
             for key in ("samples", "nearest_neighbours"):
                 if (out_dir / f"{key}.png").exists():
                     lg.log_image(key, [str(out_dir / f"{key}.png")])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genbench.core.results import FLOOR_FAMILY
+from genbench.core.results import FLOOR_FAMILY, budget_flops
 
 ALPHA_MAX = 3.0
 C0 = 1e12  # compute unit of the fits (FLOPs)
@@ -110,7 +110,7 @@ def collect_points(records: list[dict], metric: str) -> dict[str, dict[float, li
     for r in records:
         if r.get("status") != "completed" or r.get("family") == FLOOR_FAMILY:
             continue
-        budget = ((r.get("config") or {}).get("budget") or {}).get("flops")
+        budget = budget_flops(r)
         v = (r.get("metrics") or {}).get(metric)
         if budget is None or not isinstance(v, (int, float)) or not math.isfinite(v):
             continue
@@ -251,7 +251,7 @@ def means_markdown(records: list[dict], columns: dict[str, callable], budgets: l
     lines = [f"| {' | '.join(head)} |", "|" + "---|" * len(head)]
     by: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
-        budget = ((r.get("config") or {}).get("budget") or {}).get("flops")
+        budget = budget_flops(r)
         if r.get("status") != "completed" or r.get("family") == FLOOR_FAMILY or budget is None:
             continue
         for name, get in columns.items():
@@ -327,7 +327,7 @@ def plot_vs_sampling_cost(records: list[dict], budget: float, path, kinds=None, 
 
     by: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        b = ((r.get("config") or {}).get("budget") or {}).get("flops")
+        b = budget_flops(r)
         if r.get("status") == "completed" and b == budget and r.get("family") != FLOOR_FAMILY:
             by[r["model"]].append(r["metrics"])
     kinds, colors = kinds or {}, colors or family_colors(by)

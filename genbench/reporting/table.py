@@ -12,51 +12,24 @@ import csv
 import io
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from genbench.core.results import FLOOR_FAMILY
+from genbench.core.keys import BY_NAME, TABLE_COLUMNS, Column
+from genbench.core.results import FLOOR_FAMILY, budget_kind_value, run_budget
 from genbench.reporting.estimator_notes import estimate_note, selection_note
 
 MISSING = "—"
 
 
-@dataclass(frozen=True)
-class Column:
-    key: str  # results.json metrics key
-    title: str
-    fmt: str | None  # None: parameter count (k / M)
-    scale: float = 1.0  # displayed value = value * scale (KID x 10^3)
-    within: str | None = None  # per-run uncertainty: "<key>_stderr" value or "<key>_ci" [lo, hi]
-    optional: bool = False  # shown only when some row has a value
-    protocol: bool = False  # fixed by the protocol (params, FLOPs, steps, NFE): no "± 0"
-
-
-COLUMNS = [
-    Column("params", "params", None, protocol=True),
-    Column("train_flops", "train FLOPs", "{:.3g}", protocol=True),
-    Column("train_steps", "steps", "{:.0f}", protocol=True),
-    Column("train_time_s", "train s", "{:.0f}"),
-    Column("nll_bpd", "bits/dim", "{:.3f}", within="nll_bpd_stderr"),
-    Column("fid", "FID", "{:.1f}", within="fid_ci"),
-    # KID in the features' own unit: x10^3 for InceptionV3 (the usual convention), unscaled for
-    # the data sets' classifiers, whose larger features put KID in the thousands (KID_SCALES)
-    Column("kid_mean", "KID", "sig3", within="kid_ci"),
-    Column("is_mean", "IS", "{:.2f}"),
-    Column("precision", "precision", "{:.3f}"),
-    Column("recall", "recall", "{:.3f}"),
-    Column("density", "density", "{:.3f}", optional=True),
-    Column("coverage", "coverage", "{:.3f}", optional=True),
-    Column("nn_copy_fraction", "copies", "{:.3f}", optional=True),
-    Column("ct_score", "C_T", "{:.2f}", optional=True),
-    Column("authenticity", "authentic", "{:.3f}", optional=True),
-    Column("samples_per_s", "samples/s", "{:.3g}"),
-    Column("nfe", "NFE", "{:.0f}", protocol=True),
-]
+# The columns, left to right: each key's title, format, uncertainty and flags are declared with
+# the key (core/keys.py).
+COLUMNS: list[Column] = list(TABLE_COLUMNS)
 KIND_MARKERS = {"exact": "o", "bound": "s", "estimate": "^"}
-# KID's displayed scale per feature extractor (metrics.fidelity_extractor), named in the footer.
+# KID's displayed scale per feature extractor (metrics.fidelity_extractor), named in the footer:
+# x10^3 for InceptionV3 (the usual convention), unscaled for the data sets' classifiers, whose
+# larger features put KID in the thousands.
 KID_SCALES = {"inception": 1e3}
 
 
@@ -69,7 +42,7 @@ def _num(v) -> float | None:
 def _within(metrics: dict, spec: str) -> float | None:
     """A run's own uncertainty: a standard error, or the half-width of a [lo, hi] interval."""
     v = metrics.get(spec)
-    if spec.endswith("_ci"):
+    if BY_NAME[spec].type == "interval":
         if isinstance(v, (list, tuple)) and len(v) == 2 and all(_num(x) is not None for x in v):
             return (v[1] - v[0]) / 2
         return None
@@ -199,6 +172,18 @@ def _applied_decay(runs: list[dict]) -> str:
     return f", with a warm-up: the decay the evaluated weights' last update applied was {span}"
 
 
+def _budget(record: dict) -> str:
+    """A trained run's budget, in words."""
+    kind, amount = budget_kind_value(record)
+    if kind == "flops":
+        return f"{amount:.3g} training FLOPs (forward + backward, PyTorch's counter)"
+    if kind == "steps":
+        return f"{amount} optimiser steps"
+    if kind == "time":
+        return f"{amount} of wall-clock training (machine-dependent)"
+    return "unknown"
+
+
 def footer(rows: list[dict]) -> list[str]:
     """The protocol and provenance the numbers come from, read from the records themselves."""
     runs = [r for row in rows if row["family"] != FLOOR_FAMILY for r in row["records"]]
@@ -209,17 +194,6 @@ def footer(rows: list[dict]) -> list[str]:
     references = {r["model"]: _untrained_source(r) for r in runs if _untrained_source(r)}
     trained = [r for r in runs if not _untrained_source(r)]
     cfgs = [r.get("config") or {} for r in trained]
-
-    def budget(c: dict) -> str:
-        b = c.get("budget") or {}
-        kind = b.get("kind")
-        if kind == "flops":
-            return f"{b.get('flops'):.3g} training FLOPs (forward + backward, PyTorch's counter)"
-        if kind == "steps":
-            return f"{b.get('steps')} optimiser steps"
-        if kind == "time":
-            return f"{b.get('max_time')} of wall-clock training (machine-dependent)"
-        return "unknown"
 
     def ema(c: dict) -> str:
         e = (c.get("callbacks") or {}).get("ema")
@@ -233,13 +207,15 @@ def footer(rows: list[dict]) -> list[str]:
     kid_units = "; ".join(
         f"{e} features: {'x10³' if KID_SCALES.get(e) == 1e3 else 'unscaled'}" for e in extractors
     )
-    lines = [] if not trained else [
-        f"Budget per run: {_distinct(budget(c) for c in cfgs)}; validation outside the budget, "
-        f"{_distinct((c.get('budget') or {}).get('validations') for c in cfgs)} times, evenly "
-        f"spaced; {selection_note(trained)}",
-        f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
-        f"Seeds: {', '.join(map(str, seeds))}.",
-    ]
+    lines = []
+    if trained:
+        validations = _distinct(run_budget(r).get("validations") for r in trained)
+        lines += [
+            f"Budget per run: {_distinct(_budget(r) for r in trained)}; validation outside the "
+            f"budget, {validations} times, evenly spaced; {selection_note(trained)}",
+            f"Weights: {_distinct(ema(c) for c in cfgs)}{_applied_decay(trained)}. "
+            f"Seeds: {', '.join(map(str, seeds))}.",
+        ]
     lines += [
         f"Sample quality: {_distinct(r['metrics'].get('fidelity_num_samples') for r in runs)} "
         "generated samples vs the test split, features: "
@@ -275,7 +251,8 @@ def _nll_of(runs: list[dict]) -> str:
     kinds = {
         "the density (continuous points)"
         if str(((r.get("config") or {}).get("dataset") or {}).get("_target_", "")).endswith(
-            "Toy2DDataModule")
+            "Toy2DDataModule"
+        )
         else "the discrete data"
         for r in runs
     }

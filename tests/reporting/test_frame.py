@@ -48,7 +48,7 @@ def test_nested_results_are_the_files_and_expand_into_rows(df):
     assert len(ladder) == sum(
         len(_record(r)["metrics"]["log_z_ladder"]) for _, r in df[df["model"] == "ebm"].iterrows()
     )
-    with pytest.raises(ValueError, match="valid: curve, log_z_ladder"):
+    with pytest.raises(ValueError, match="valid: log_z_ladder, dequantisation_ladder, curve"):
         expand(df, "fid")
 
 
