@@ -191,8 +191,8 @@ def main() -> None:
                 print(
                     f"{dataset:7s} {model:14s} {row['flops_per_batch'] / 1e9:9.2f} GFLOP/batch "
                     f"{1e3 * row['s_per_batch_median']:8.1f} ms/batch "
-                    f"{row['flops_per_s'] / 1e9:7.2f} GFLOP/s {100 * row['fraction_of_peak']:5.1f}% "
-                    f"of peak; {load()}",
+                    f"{row['flops_per_s'] / 1e9:7.2f} GFLOP/s "
+                    f"{100 * row['fraction_of_peak']:5.1f}% of peak; {load()}",
                     flush=True,
                 )
     report = {
