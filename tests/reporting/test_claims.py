@@ -4,7 +4,9 @@ the committed digits runs. No training: every record here is hand-made or commit
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from scipy import stats
 from genbench.core.results import METRIC_KEYS
 from genbench.reporting import measures as m
 from genbench.reporting.claims import CLAIMS, LESSON_FAMILIES, Claim, assess, ordering, untested
+from genbench.reporting.claims_report import Source, report
 from genbench.reporting.scaling import Fit, bootstrap_fits, collect_points
 from genbench.reporting.verdicts import (
     CONTRADICTED,
@@ -25,6 +28,9 @@ from genbench.reporting.verdicts import (
     t_interval,
     verdict,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "docs" / "benchmark" / "digits" / "runs"
 
 
 def run(model: str, seed: int, status: str = "completed", **metrics) -> dict:
@@ -279,3 +285,29 @@ def test_every_measure_reads_a_registered_results_key():
 def test_an_untested_claim_helper_and_kinds():
     c = untested("x", "vae", "t", "a spectrum", "s")
     assert isinstance(c, Claim) and c.kind == "untested" and c.lesson == "vae"
+
+
+# --- the report from the committed digits runs ---------------------------------------------
+
+
+@pytest.mark.skipif(not DIGITS.is_dir(), reason="docs/benchmark/digits/runs is not committed")
+def test_the_report_on_the_committed_digits_runs_has_one_row_per_claim():
+    source = Source("digits", "docs/benchmark/digits/runs", ("docs/benchmark/scaling/runs",))
+    text, assessments = report(sources=(source,), root=ROOT, resamples=10)
+    assert [a.claim.id for a in assessments] == [c.id for c in CLAIMS]
+    ids = [c.id for c in CLAIMS]
+    glance = text.split("## At a glance")[1].split("## Verdicts on digits")[0]
+    verdicts = text.split("## Verdicts on digits")[1].split("## Notes by claim")[0]
+    for section in (glance, verdicts):
+        rows = [line for line in section.splitlines() if line.startswith("| `")]
+        assert [row.split("`")[1] for row in rows] == ids
+    assert text.count("is judged by comparing 95% intervals") == 1  # the rule, once
+    # the GAN's FID on digits, by hand from the three committed records
+    fids = [
+        json.loads((DIGITS / f"gan_digits_seed{s}" / "results.json").read_text())["metrics"]["fid"]
+        for s in range(3)
+    ]
+    gan = next(a for a in assessments if a.claim.id == "gan-fidelity").values["gan"]
+    assert (gan.value, gan.low, gan.high) == pytest.approx(by_hand(fids), rel=1e-9)
+    nfe = next(a for a in assessments if a.claim.id == "arm-sequential")
+    assert nfe.verdict == SUPPORTED and nfe.values["arm"].value == 64
