@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: benchmark-scaling benchmark-scaling-publish install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval bench-train clean
+.PHONY: benchmark-scaling benchmark-scaling-publish claims install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -77,6 +77,12 @@ benchmark-scaling-publish:
 	rm -rf docs/benchmark/scaling && mkdir -p docs/benchmark/scaling
 	cp $(SCALING)/report/* docs/benchmark/scaling/
 	$(BIN)/python -c "from pathlib import Path; from genbench.table import export_runs; export_runs(Path('$(SCALING)'), Path('docs/benchmark/scaling/runs'))"
+
+# The lesson's claims, each with its verdict per data set (issue 33): docs/claims.md from the
+# committed runs under docs/benchmark (digits, scaling, mnist, mnist-gpu) alone; trains nothing.
+# About a minute on two cores, most of it refitting the compute-scaling curves.
+claims: install
+	$(BIN)/python scripts/claims_report.py --out docs/claims.md
 
 # MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed, 3e13 FLOPs, the
 # floor and the independent-pixel baseline; table under $(MNIST_BENCH)/table;
