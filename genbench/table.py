@@ -53,9 +53,10 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _table(cfg: DictConfig) -> None:
+    from genbench.reporting.aggregate import aggregate
     from genbench.reporting.collect import collect, unfinished
     from genbench.reporting.paired import paired_difference, to_text
-    from genbench.reporting.table import aggregate, to_markdown, write_all
+    from genbench.reporting.table_writers import to_markdown, write_all
     from genbench.reporting.wandb_report import publish, report_spec
 
     if cfg.compare and len(cfg.compare) != 2:  # before anything is read or written

@@ -3,7 +3,7 @@
     python scripts/scaling_report.py --out DIR RUNS_DIR [RUNS_DIR ...]
 
 Every results.json (and floor.json) under the folders is one point: its family, its training
-budget (config.budget.flops), its seed. See genbench/reporting/scaling.py for the fits.
+budget (config.budget.flops), its seed. See genbench/reporting/scaling_fits.py for the fits.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from genbench.reporting.collect import collect
-from genbench.reporting.scaling import write_report
+from genbench.reporting.scaling_writers import write_report
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 registry.py is the model): its group, its value's type, what it means, whether it goes to the
 loggers (the W&B summary) and is read back, and its column in the comparison table.
 
-`METRIC_KEYS` and the groups (core/results.py), the table's columns (reporting/table.py), the
+`METRIC_KEYS` and the groups (core/results.py), the table's columns (reporting/aggregate.py), the
 data frame's columns (reporting/frame.py), the W&B summary (reporting/loggers.py) and its
 read-back (reporting/collect.py) all derive from REGISTRY: adding a metric is its entry here
 plus its computation. tests/core/test_keys.py checks that every key of the committed records is
@@ -37,15 +37,15 @@ GROUPS = (
 
 @dataclass(frozen=True)
 class Column:
-    """A key's column in the comparison table (reporting/table.py): a cell reads
+    """A key's column in the comparison table (reporting/table_writers.py): a cell reads
     `mean ± std (±w)`, w the mean of each run's own uncertainty (`within`)."""
 
     title: str
-    fmt: str | None  # a format string, "sig3" (table.sig3), or None: a parameter count (k / M)
+    fmt: str | None  # a format string, "sig3" (table_writers.sig3), None: a parameter count
     within: str | None = None  # each run's uncertainty: the key of a stderr or of an interval
     optional: bool = False  # shown only when some row has a value
     protocol: bool = False  # fixed by the protocol (params, FLOPs, steps, NFE): no "± 0"
-    scale: float = 1.0  # displayed value = value * scale (KID's is per extractor: table.py)
+    scale: float = 1.0  # displayed value = value * scale (KID's is per extractor: table_writers.py)
     key: str = ""  # the metrics key it shows: set from its entry (TABLE_COLUMNS)
 
 
@@ -142,7 +142,7 @@ REGISTRY: tuple[MetricKey, ...] = (
             "interval",
             "FID's bootstrap interval (eval.ci_level) over the generated samples",
         ),
-        # the table shows KID in its extractor's unit (reporting/table.py's KID_SCALES)
+        # the table shows KID in its extractor's unit (reporting/table_footer.py's KID_SCALES)
         MetricKey(
             "kid_mean",
             "float",

@@ -16,7 +16,7 @@ from genbench.core.results import FLOOR_FAMILY
 from genbench.reporting.claims import CLAIMS, Assessment, Claim, assess
 from genbench.reporting.collect import collect
 from genbench.reporting.measures import RESAMPLES, Evidence
-from genbench.reporting.table import sig3
+from genbench.reporting.table_writers import sig3
 from genbench.reporting.verdicts import NOT_MEASURED, Estimate, verdict
 
 COMMAND = "`make claims` (`python scripts/claims_report.py --out docs/claims.md`)"

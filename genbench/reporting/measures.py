@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genbench.reporting.aggregate import finite
 from genbench.reporting.paired import Z95
-from genbench.reporting.scaling import C0, bootstrap_fits, collect_points, fit_power_law
-from genbench.reporting.table import _num
+from genbench.reporting.scaling_fits import C0, bootstrap_fits, collect_points, fit_power_law
 from genbench.reporting.verdicts import Estimate, sd_interval, share_interval, t_interval
 
 # Refits of seed-resampled curves behind a compute-to-reach interval (as the scaling report).
@@ -44,12 +44,12 @@ class Evidence:
 
 def metric(key: str) -> Callable[[dict], float | None]:
     """A record's metrics[key] where it is a finite number, else None."""
-    return lambda record: _num((record.get("metrics") or {}).get(key))
+    return lambda record: finite((record.get("metrics") or {}).get(key))
 
 
 def flops_per_step(record: dict) -> float | None:
     """Training FLOPs of one optimiser step, as the budget's probe measured them."""
-    return _num((record.get("budget") or {}).get("flops_per_step"))
+    return finite((record.get("budget") or {}).get("flops_per_step"))
 
 
 def stderr_interval(key: str) -> Callable[[dict], tuple[float, float] | None]:
@@ -57,7 +57,7 @@ def stderr_interval(key: str) -> Callable[[dict], tuple[float, float] | None]:
 
     def own(record: dict):
         m = record.get("metrics") or {}
-        v, se = _num(m.get(key)), _num(m.get(f"{key}_stderr"))
+        v, se = finite(m.get(key)), finite(m.get(f"{key}_stderr"))
         return None if v is None or se is None else (v - Z95 * se, v + Z95 * se)
 
     return own
@@ -68,7 +68,11 @@ def ci_interval(key: str) -> Callable[[dict], tuple[float, float] | None]:
 
     def own(record: dict):
         ci = (record.get("metrics") or {}).get(f"{key}_ci")
-        ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_num(c) is not None for c in ci)
+        ok = (
+            isinstance(ci, (list, tuple))
+            and len(ci) == 2
+            and all(finite(c) is not None for c in ci)
+        )
         return (float(ci[0]), float(ci[1])) if ok else None
 
     return own
@@ -157,7 +161,7 @@ def compute_to_reach(fit, target: float, lo: float, hi: float) -> float:
 class ComputeToReach:
     """Training FLOPs a family needs to reach `target` of a metric (lower is better), read off
     its compute-scaling fit; the interval spans the central 95% of refits to seed-resampled
-    points (genbench/reporting/scaling.py). Only within the budgets measured."""
+    points (genbench/reporting/scaling_fits.py). Only within the budgets measured."""
 
     key: str
     target: float

@@ -15,7 +15,9 @@ quality-vs-compute points `curve/fid` over `curve/nfe`, and the media `samples`,
 
 from __future__ import annotations
 
-from genbench.reporting.table import FLOOR_FAMILY, footer, to_markdown
+from genbench.core.results import FLOOR_FAMILY
+from genbench.reporting.table_footer import footer
+from genbench.reporting.table_writers import to_markdown
 
 SPEC_VERSION = 1
 PINNED = ["nll_bpd", "nll_bpd_stderr", "fid", "kid_mean", "precision", "recall", "samples_per_s"]

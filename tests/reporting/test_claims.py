@@ -16,7 +16,7 @@ from genbench.core.results import METRIC_KEYS
 from genbench.reporting import measures as m
 from genbench.reporting.claims import CLAIMS, LESSON_FAMILIES, Claim, assess, ordering, untested
 from genbench.reporting.claims_report import Source, report
-from genbench.reporting.scaling import Fit, bootstrap_fits, collect_points
+from genbench.reporting.scaling_fits import Fit, bootstrap_fits, collect_points
 from genbench.reporting.verdicts import (
     CONTRADICTED,
     NOT_MEASURED,

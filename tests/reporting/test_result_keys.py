@@ -15,11 +15,13 @@ import pytest
 
 from genbench.core.keys import BY_NAME, METRIC_KEYS
 from genbench.core.results import FLOOR_FAMILY, new_record
-from genbench.reporting import scaling
+from genbench.reporting import scaling_fits
+from genbench.reporting.aggregate import aggregate
 from genbench.reporting.collect import collect, record_from_wandb
 from genbench.reporting.frame import load_results
 from genbench.reporting.loggers import wandb_summary
-from genbench.reporting.table import aggregate, footer, to_csv, to_markdown
+from genbench.reporting.table_footer import footer
+from genbench.reporting.table_writers import to_csv, to_markdown
 from genbench.reporting.wandb_publish import offline_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +131,6 @@ def test_the_frame_the_footer_and_the_scaling_fits_read_one_budget(tmp_path):
     assert "2e+12 training FLOPs" in text and "300 optimiser steps" in text
     assert "00:00:05:00 of wall-clock training" in text and "4, 5 times" in text
     # only a FLOP budget is a point of a compute-scaling fit
-    assert scaling.collect_points(list(runs.values()), "nll_bpd") == {"flow": {2e12: [2.0]}}
+    assert scaling_fits.collect_points(list(runs.values()), "nll_bpd") == {"flow": {2e12: [2.0]}}
     floor = _run(FLOOR_FAMILY, {"kind": "flops", "flops": 2e12})
-    assert scaling.collect_points([floor], "nll_bpd") == {}
+    assert scaling_fits.collect_points([floor], "nll_bpd") == {}

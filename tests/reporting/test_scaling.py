@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 
 from genbench.reporting.collect import collect
-from genbench.reporting.scaling import (
+from genbench.reporting.scaling_fits import crossing, fit_power_law, summarise
+from genbench.reporting.scaling_writers import (
     checkpoint_fraction,
-    crossing,
     crossings_markdown,
-    fit_power_law,
     report_markdown,
-    summarise,
     write_report,
 )
 

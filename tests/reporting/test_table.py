@@ -14,9 +14,10 @@ import pytest
 from hydra.utils import instantiate
 
 from genbench.core.results import read_results
+from genbench.reporting.aggregate import aggregate
 from genbench.reporting.collect import collect
 from genbench.reporting.paired import paired_difference
-from genbench.reporting.table import MISSING, aggregate, to_csv, to_latex, to_markdown, write_all
+from genbench.reporting.table_writers import MISSING, to_csv, to_latex, to_markdown, write_all
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.reporting.wandb_report import build_report
 from tests.conftest import compose_config

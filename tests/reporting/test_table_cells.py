@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from genbench.reporting.table import FLOOR_FAMILY, aggregate, sig3, to_latex, to_markdown
+from genbench.core.results import FLOOR_FAMILY
+from genbench.reporting.aggregate import aggregate
+from genbench.reporting.table_writers import sig3, to_latex, to_markdown
 
 
 def record(family: str, seed: int, **metrics) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from genbench.core.results import METRIC_KEYS, read_results
+from genbench.reporting.aggregate import aggregate
 from genbench.reporting.collect import collect
-from genbench.reporting.table import aggregate
 from genbench.reporting.wandb_offline import merge_runs, read_offline_run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -150,7 +150,8 @@ def test_a_run_records_the_decay_its_evaluated_weights_last_got(fast_cfg):
     update (the VAE's evaluated checkpoint at step s had s updates, s - 1 before its last)."""
     import re
 
-    from genbench.reporting.table import aggregate, footer
+    from genbench.reporting.aggregate import aggregate
+    from genbench.reporting.table_footer import footer
     from genbench.run import run
 
     record = run(fast_cfg("model=vae", "dataset=digits", "eval.fidelity=false"))
