@@ -26,7 +26,7 @@ def _main(cfg: DictConfig) -> None:
     """A bad value or a missing file ends in one line naming it (exit status 1)."""
     import sys
 
-    from genbench.core.checkpoints import CheckpointError
+    from genbench.core.checkpoint_loading import CheckpointError
     from genbench.core.results import ResultsError
 
     try:

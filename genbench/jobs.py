@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
 from genbench.core.atomic import atomic_write_text
-from genbench.core.checkpoints import CheckpointError, load_checkpoint
+from genbench.core.checkpoint_loading import CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genbench.config import check_config, describe_budget
 from genbench.core import results as res
-from genbench.core.checkpoints import load_checkpoint
+from genbench.core.checkpoint_loading import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.core.threads import limit_threads
 from genbench.evaluation.evaluate import count_params, evaluate

@@ -32,7 +32,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 def _train(cfg: DictConfig) -> float | None:
     # Imported here so --help and --cfg stay fast.
-    from genbench.core.checkpoints import CheckpointError
+    from genbench.core.checkpoint_loading import CheckpointError
     from genbench.core.results import ResultsError
     from genbench.run import run
 

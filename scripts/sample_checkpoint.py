@@ -17,7 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from genbench.core.checkpoints import load_checkpoint
+from genbench.core.checkpoint_loading import load_checkpoint
 from genbench.families.build import build_model
 
 

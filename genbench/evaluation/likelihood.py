@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torchmetrics import Metric
 
 from genbench.core.atomic import atomic_write
-from genbench.core.progress import Progress
+from genbench.core.loop_progress import Progress
 from genbench.core.seeds import derive_seed
 from genbench.maths.distributions import bits_per_dim
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
-from genbench.core.checkpoints import load_checkpoint
+from genbench.core.checkpoint_loading import load_checkpoint
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate, evaluation_seed

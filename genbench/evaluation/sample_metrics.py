@@ -19,7 +19,7 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from genbench.core.progress import Progress
+from genbench.core.loop_progress import Progress
 from genbench.core.results import FIDELITY_KEYS
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.bootstrap import (

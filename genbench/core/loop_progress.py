@@ -1,5 +1,6 @@
 """Progress of a long loop outside Lightning's (evaluation: test NLL, sampling): a log line every
-`every_s` seconds with done/total, the rate and the time left."""
+`every_s` seconds with done/total, the rate and the time left. Training's progress bar, a
+Lightning callback, is training/progress.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Reading Lightning checkpoints with one-line errors."""
+"""Reading Lightning checkpoints with one-line errors. The callbacks that write them (best,
+last, atomic writes) are training/checkpoints.py."""
 
 from __future__ import annotations
 
