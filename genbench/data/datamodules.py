@@ -269,12 +269,9 @@ def _train_val(x: torch.Tensor, y: torch.Tensor, num_val: int) -> dict[str, Spli
 IDX = (("images", 3), ("labels", 1))  # the idx files of a split, as torchvision names them
 
 
-class MNISTDataModule(TensorDataModule):
-    """torchvision MNIST (28x28, 256 levels) read from `root`; val = last `num_val` of train."""
-
-    dataset_name = "mnist"
-    folder = "MNIST"
-    default_feature_extractor = "classifier"
+class DownloadedImagesDataModule(TensorDataModule):
+    """Images read from files under `root` (fetched there with `download`): validation = the
+    last `num_val` training examples; optional subsets of the train and test splits."""
 
     def __init__(
         self,
@@ -289,6 +286,20 @@ class MNISTDataModule(TensorDataModule):
         self.root, self.download, self.num_val = str(root), download, num_val
         # Optional subsets (the first examples of each split, in file order): quick runs, tests.
         self.num_train, self.num_test = num_train, num_test
+
+    def _splits(self, train: Split, test: Split) -> dict[str, Split]:
+        """train, val (the end of `train`) and test, each cut to its subset where one is set."""
+        splits = _train_val(*train, self.num_val)
+        splits["test"] = test
+        return _subsets(splits, self.num_train, self.num_test)
+
+
+class MNISTDataModule(DownloadedImagesDataModule):
+    """torchvision MNIST (28x28, 256 levels) read from `root`; val = last `num_val` of train."""
+
+    dataset_name = "mnist"
+    folder = "MNIST"
+    default_feature_extractor = "classifier"
 
     @property
     def spec(self) -> DataSpec:
@@ -313,9 +324,7 @@ class MNISTDataModule(TensorDataModule):
         if missing:
             raise _missing(self.dataset_name, self.root, f"missing {missing[0]}")
         train = read_images_and_labels(files[0], files[1])
-        splits = _train_val(*train, self.num_val)
-        splits["test"] = read_images_and_labels(files[2], files[3])
-        return _subsets(splits, self.num_train, self.num_test)
+        return self._splits(train, read_images_and_labels(files[2], files[3]))
 
 
 class FashionMNISTDataModule(MNISTDataModule):
@@ -330,21 +339,8 @@ class FashionMNISTDataModule(MNISTDataModule):
         return FashionMNIST
 
 
-class CIFAR10DataModule(TensorDataModule):
+class CIFAR10DataModule(DownloadedImagesDataModule):
     """CIFAR-10 (3x32x32, 256 levels) from the python pickles in `root`/cifar-10-batches-py."""
-
-    def __init__(
-        self,
-        root: str,
-        download: bool,
-        num_val: int,
-        num_train: int | None = None,
-        num_test: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.root, self.download, self.num_val = str(root), download, num_val
-        self.num_train, self.num_test = num_train, num_test
 
     @property
     def spec(self) -> DataSpec:
@@ -374,9 +370,7 @@ class CIFAR10DataModule(TensorDataModule):
                 ys.append(np.asarray(d["labels"], dtype=np.int64))
             return torch.from_numpy(np.concatenate(xs)).long(), torch.from_numpy(np.concatenate(ys))
 
-        splits = _train_val(*read(names[:5]), self.num_val)
-        splits["test"] = read(names[5:])
-        return _subsets(splits, self.num_train, self.num_test)
+        return self._splits(read(names[:5]), read(names[5:]))
 
 
 class ImageFolderDataModule(TensorDataModule):
