@@ -15,7 +15,7 @@ from genbench.families.arm import ARM
 from genbench.families.build import build_model
 from genbench.nets.masked import CachedPixelCNN
 from tests.conftest import compose_config
-from tests.families.helpers import fit, gaussian_fit_bpd, split_bpd
+from tests.families.helpers import check_digits_beats_uniform, check_moons_density
 
 # Small networks for the exhaustive checks (the benchmark's conf/model/arm.yaml otherwise).
 TINY = {"hidden": 12, "layers": 2, "kernel": 3, "out_hidden": 12}
@@ -174,26 +174,11 @@ def test_made_output_sees_only_earlier_coordinates(tmp_path):
         assert (grad[:, d:] == 0).all() and (grad[:, :d] != 0).all()
 
 
-def _grid_mass(log_prob, lim: float = 5.0, n: int = 500) -> float:
-    """Riemann sum of exp(log_prob) over [-lim, lim]^2."""
-    g = torch.linspace(-lim, lim, n)
-    xy = torch.cartesian_prod(g, g)
-    with torch.no_grad():
-        p = torch.exp(log_prob(xy))
-    return (p.sum() * (g[1] - g[0]) ** 2).item()
-
-
 def test_arm_digits_beats_uniform(tmp_path):
     L.seed_everything(0)
     overrides = {"hidden": 16, "layers": 3, "out_hidden": 32, "dropout": 0.0}
     module, dm = _arm_and_data(tmp_path, "digits", overrides)
-    fit(module, dm, 80)
-    bpd = split_bpd(module, dm)
-    assert bpd < math.log2(17) - 1.0, bpd
-    with torch.inference_mode():
-        s = module.sample(8)
-    assert s.shape == (8, 1, 8, 8) and s.dtype == torch.long
-    assert s.min() >= 0 and s.max() <= 16
+    check_digits_beats_uniform(module, dm, 80)
     assert module.sampling_cost()["nfe"] == 64
 
 
@@ -201,14 +186,5 @@ def test_arm_moons_beats_gaussian_and_integrates_to_one(tmp_path):
     L.seed_everything(0)
     overrides = {"points_hidden": 64, "points_layers": 2}
     module, dm = _arm_and_data(tmp_path, "moons", overrides, {"num_train": 4000})
-    fit(module, dm, 200)
-    gauss_bpd = gaussian_fit_bpd(dm)
-    bpd = split_bpd(module, dm)
-    assert bpd < gauss_bpd - 0.1, (bpd, gauss_bpd)
-    module.eval()
-    mass = _grid_mass(lambda xy: -module.nll((xy, None)))
-    assert abs(mass - 1) < 0.01, mass
-    with torch.inference_mode():
-        s = module.sample(100)
-    assert s.shape == (100, 2) and s.dtype == torch.float32
+    check_moons_density(module, dm, 200)
     assert module.sampling_cost()["nfe"] == 2

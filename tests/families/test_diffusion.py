@@ -10,28 +10,11 @@ import math
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from genbench.families.build import build_model
 from genbench.training.ema import EMA
-from tests.conftest import compose_config
-from tests.families.helpers import fit, recomputed_test_bpd
+from tests.families.helpers import build, fit, recomputed_test_bpd
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These nets are tiny: one thread is faster than two, by far on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _build(tmp_path, dataset: str, *overrides: str):
-    """(module, datamodule) from conf/model/diffusion.yaml + `overrides`, as a run builds them."""
-    cfg = compose_config(["model=diffusion", f"dataset={dataset}", *overrides], tmp_path)
-    dm = instantiate(cfg.dataset)
-    return build_model(cfg.model, dm.spec), dm
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bound_bpd(module, batch, t_samples: int | None, seed: int = 0) -> float:
@@ -45,7 +28,7 @@ def _bound_bpd(module, batch, t_samples: int | None, seed: int = 0) -> float:
 def test_stratified_estimate_is_unbiased_for_the_full_sum(tmp_path, proposal):
     torch.manual_seed(0)
     over = ("model.num_steps=40", "model.sampling_steps=null", "model.points_hidden=32")
-    module, dm = _build(tmp_path, "moons", *over)
+    module, dm = build(tmp_path, "diffusion", "moons", *over)
     module.eval()
     x = dm.split("test")[0][:256]
     with torch.inference_mode():
@@ -68,7 +51,7 @@ def test_nll_is_the_prior_plus_every_steps_term_in_nats(tmp_path, t_samples, pro
         over.append(f"model.nll_t_samples={t_samples}")
     else:
         over.append("model.nll_t_samples=null")
-    module, dm = _build(tmp_path, "digits", *over)
+    module, dm = build(tmp_path, "diffusion", "digits", *over)
     module.eval()
     x = dm.split("test")[0][:32]
     x0, d = module.to_unit(x), module.diffusion
@@ -97,9 +80,8 @@ def test_nll_is_the_prior_plus_every_steps_term_in_nats(tmp_path, t_samples, pro
 
 def test_bound_decreases_on_moons(tmp_path):
     L.seed_everything(0)
-    module, dm = _build(
-        tmp_path, "moons", "dataset.num_train=4000", "model.num_steps=100", "model.points_hidden=64"
-    )
+    over = ("dataset.num_train=4000", "model.num_steps=100", "model.points_hidden=64")
+    module, dm = build(tmp_path, "diffusion", "moons", *over)
     assert module.diffusion.parameterisation.__class__.__name__ == "EpsPrediction"  # no levels
     batch = (dm.split("test")[0][:1000], None)
     before = _bound_bpd(module, batch, None)
@@ -113,14 +95,14 @@ def test_bound_decreases_on_moons(tmp_path):
 def test_digits_trains_beats_uniform_and_state_round_trips(tmp_path):
     L.seed_everything(0)
     over = ("model.num_steps=200", "model.unet.channels=16", "model.nll_t_samples=20")
-    module, dm = _build(tmp_path, "digits", *over)
+    module, dm = build(tmp_path, "diffusion", "digits", *over)
     x, y = dm.split("test")
     before = _bound_bpd(module, (x, y), 20)
     fit(module, dm, 150, callbacks=[EMA(0.999)])  # the run's EMA: the family keeps none
     after = _bound_bpd(module, (x, y), 20)
     assert after < before and after < math.log2(17) - 0.3, (before, after)
     state = module.state_dict()
-    fresh, _ = _build(tmp_path, "digits", *over)
+    fresh, _ = build(tmp_path, "diffusion", "digits", *over)
     fresh.load_state_dict(state)
     assert _bound_bpd(fresh, (x[:64], y[:64]), 5, seed=3) == _bound_bpd(
         module, (x[:64], y[:64]), 5, seed=3

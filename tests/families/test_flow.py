@@ -23,8 +23,12 @@ from genbench.nets.flow_layers import (
     conv_coupling_net,
 )
 from genbench.nets.mlp import mlp
-from tests.families.helpers import build, build_for_spec, fit, gaussian_fit_bpd, split_bpd
-from tests.families.test_arm import _grid_mass
+from tests.families.helpers import (
+    build,
+    build_for_spec,
+    check_digits_beats_uniform,
+    check_moons_density,
+)
 
 
 def _randomise(module: nn.Module) -> nn.Module:
@@ -163,13 +167,7 @@ def test_flow_digits_beats_uniform(tmp_path):
     small = ["model.hidden=16", "model.steps=1", "model.checkerboard_steps=1"]
     module, dm = build(tmp_path, "flow", "digits", *small)
     assert module.nll_kind == "bound"
-    fit(module, dm, 60)
-    bpd = split_bpd(module, dm)
-    assert bpd < math.log2(17) - 1.0, bpd
-    with torch.inference_mode():
-        s = module.sample(8)
-    assert s.shape == (8, 1, 8, 8) and s.dtype == torch.long
-    assert s.min() >= 0 and s.max() <= 16
+    check_digits_beats_uniform(module, dm, 60)
     # Couplings per scale: 1 checkerboard + 1 channel, two scales.
     assert module.sampling_cost()["nfe"] == 4
 
@@ -179,16 +177,7 @@ def test_flow_moons_beats_gaussian_and_integrates_to_one(tmp_path):
     small = ["dataset.num_train=4000", "model.points_hidden=32", "model.points_layers=4"]
     module, dm = build(tmp_path, "flow", "moons", *small)
     assert module.nll_kind == "exact"
-    fit(module, dm, 200)
-    gauss_bpd = gaussian_fit_bpd(dm)
-    bpd = split_bpd(module, dm)
-    assert bpd < gauss_bpd - 0.1, (bpd, gauss_bpd)
-    module.eval()
-    mass = _grid_mass(lambda xy: -module.nll((xy, None)))
-    assert abs(mass - 1) < 0.01, mass
-    with torch.inference_mode():
-        s = module.sample(100)
-    assert s.shape == (100, 2) and s.dtype == torch.float32
+    check_moons_density(module, dm, 200)
     assert module.sampling_cost()["nfe"] == 4
 
 

@@ -12,31 +12,21 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from genbench.families.build import build_model
 from genbench.families.flow_matching import FlowMatching
-from tests.conftest import compose_config
-from tests.families.helpers import fit, gaussian_fit_bpd, recomputed_test_bpd, split_bpd
-from tests.families.test_arm import _grid_mass
+from tests.families.helpers import (
+    build,
+    fit,
+    gaussian_fit_bpd,
+    grid_mass,
+    recomputed_test_bpd,
+    split_bpd,
+)
 
 SMALL_UNET = ["model.unet.channels=16", "model.unet.attention_resolutions=[]"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These nets are tiny: one thread is faster than two, by far on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def build(tmp_path, dataset: str, *overrides: str):
-    """(module, datamodule) from the composed configs, as genbench-train builds them."""
-    cfg = compose_config(["model=flow_matching", f"dataset={dataset}", *overrides], tmp_path)
-    dm = instantiate(cfg.dataset)
-    return build_model(cfg.model, dm.spec), dm
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_constructor_takes_no_python_defaults():
@@ -48,6 +38,7 @@ def test_moons_samples_match_moments_and_density_normalises(tmp_path):
     L.seed_everything(0)
     module, dm = build(
         tmp_path,
+        "flow_matching",
         "moons",
         "dataset.num_train=4000",
         "model.points_hidden=64",
@@ -67,13 +58,13 @@ def test_moons_samples_match_moments_and_density_normalises(tmp_path):
     assert abs(cov(s) - cov(test)) < 0.05, (cov(s), cov(test))
     # The ODE density is a density: it beats the best Gaussian and integrates to about one.
     assert split_bpd(module, dm) < gaussian_fit_bpd(dm) - 0.1
-    mass = _grid_mass(lambda xy: -module.nll((xy, None)), lim=3.0, n=120)
+    mass = grid_mass(lambda xy: -module.nll((xy, None)), lim=3.0, n=120)
     assert abs(mass - 1) < 0.05, mass
 
 
 def test_digits_bound_beats_uniform_after_a_few_steps(tmp_path):
     L.seed_everything(0)
-    module, dm = build(tmp_path, "digits", *SMALL_UNET, "model.nll_steps=2")
+    module, dm = build(tmp_path, "flow_matching", "digits", *SMALL_UNET, "model.nll_steps=2")
     x, y = dm.split("test")
     batch = (x[:32], y[:32])
     torch.manual_seed(1)
@@ -97,6 +88,7 @@ def test_bits_per_dim_of_one_image_by_hand(tmp_path):
     full Jacobian, add log N(z) and D log(2/K): the module's bits/dim, to 1e-4."""
     module, dm = build(
         tmp_path,
+        "flow_matching",
         "digits",
         *SMALL_UNET,
         "model.nll_solver=heun",
@@ -138,7 +130,7 @@ def test_bits_per_dim_of_one_image_by_hand(tmp_path):
 
 
 def test_configure_sampler_sets_the_solver_and_its_nfe(tmp_path):
-    module, _ = build(tmp_path, "digits", *SMALL_UNET)
+    module, _ = build(tmp_path, "flow_matching", "digits", *SMALL_UNET)
     assert module.sampling_cost() == {"nfe": 24, "sampler": "Heun-24"}
     for sampler, steps, nfe in [("euler", 4, 4), ("heun", 8, 16), ("midpoint", 16, 32)]:
         module.configure_sampler(sampler, steps)
