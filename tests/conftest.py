@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from genbench.config import register
+from tests.commands import smoke
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 register()  # the config schemas and resolvers, as the console scripts do
@@ -45,8 +46,7 @@ def fast_cfg(tmp_path):
     """A function: overrides -> a composed smoke-preset config writing under tmp_path."""
 
     def make(*overrides: str) -> DictConfig:
-        base = ["trainer=fast", "eval=fast", "logger=none", "callbacks=quiet"]
-        return compose_config(base + list(overrides), tmp_path / "run")
+        return compose_config(smoke() + list(overrides), tmp_path / "run")
 
     return make
 

@@ -4,8 +4,6 @@ one line naming the key or value and what is valid, in seconds, before a run fol
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,19 +11,13 @@ import numpy as np
 import pytest
 
 from genbench.cli import command_line_problem, resume_command
+from tests.commands import genbench
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(app: str, *args: str, cwd: Path = ROOT, env: dict | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", f"genbench.{app}", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return genbench(app, *args, cwd=cwd, env=env, timeout=300)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from genbench.config import check_config
 from genbench.families.base import GenerativeModule
 from genbench.families.build import build_model
 from genbench.training.budget import trainer_limits
+from tests.commands import genbench
 from tests.conftest import CONF_DIR, compose_config
 
 MODELS = sorted(
@@ -21,7 +22,6 @@ MODELS = sorted(
 )
 DATASETS = sorted(p.stem for p in Path(CONF_DIR, "dataset").glob("*.yaml"))
 HARDWARE = sorted(p.stem for p in Path(CONF_DIR, "hardware").glob("*.yaml"))
-ROOT = Path(CONF_DIR).parent
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -54,13 +54,7 @@ def test_cpu_trainer_and_loggers_instantiate(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "genbench.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return genbench("train", *args, timeout=120)
 
 
 def test_cfg_job_prints_composed_config():

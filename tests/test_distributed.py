@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ import torch.multiprocessing as mp
 from genbench.data import DigitsDataModule
 from genbench.evaluation.likelihood import evaluate_nll
 from genbench.families.base import GenerativeModule
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.commands import genbench, smoke
 
 
 class PixelSumModel(GenerativeModule):
@@ -131,25 +128,15 @@ def test_two_processes_evaluate_a_stochastic_estimator_as_one_does(tmp_path, mod
 
 
 def test_ddp_cpu_run_end_to_end_rank_zero_writes(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genbench.train",
-            "hardware=ddp_cpu",
-            "model=arm",
-            "dataset=digits",
-            "trainer=fast",
-            "eval=fast",
-            "eval.nll_examples=null",
-            "eval.fidelity=false",
-            "logger=csv",
-            "callbacks=quiet",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = genbench(
+        "train",
+        "hardware=ddp_cpu",
+        "model=arm",
+        "dataset=digits",
+        *smoke("csv"),
+        "eval.nll_examples=null",
+        "eval.fidelity=false",
+        f"hydra.run.dir={tmp_path}",
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,26 +3,14 @@ the summary line, results in Python, and samples made elsewhere scored like a mo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from genbench.core.results import read_results
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"genbench.{module}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.commands import genbench as cli
+from tests.commands import smoke
 
 
 @pytest.mark.parametrize("app", ["train", "eval", "table"])
@@ -117,10 +105,7 @@ def test_results_load_into_a_dataframe(tmp_path):
         "-m",
         "model=vae,gan",
         "dataset=moons",
-        "trainer=fast",
-        "eval=fast",
-        "logger=none",
-        "callbacks=quiet",
+        *smoke(),
         f"hydra.sweep.dir={tmp_path}",
     )
     assert out.returncode == 0, out.stderr[-2000:]

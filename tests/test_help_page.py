@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from genbench.cli import command_line_problem
+from tests.commands import genbench
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["train", "eval", "table"]
@@ -23,13 +22,7 @@ OWN_KEYS = {
 
 
 def help_text(app: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", f"genbench.{app}", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = genbench(app, "--help", timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -64,13 +57,7 @@ def test_every_example_in_each_help_composes(app):
         if "-m" in argv:
             assert command_line_problem(app, overrides, multirun=True) is None, argv
             continue
-        out = subprocess.run(
-            [sys.executable, "-m", f"genbench.{app}", *argv, "--cfg", "job"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        out = genbench(app, *argv, "--cfg", "job", timeout=120)
         assert out.returncode == 0, (argv, out.stderr[-2000:])
         config = yaml.safe_load(out.stdout)
         for override in overrides:  # each example's keys reach the composed config

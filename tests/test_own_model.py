@@ -8,30 +8,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from genbench.core.results import read_results
+from tests.commands import genbench, smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "own_model"
-SMOKE = ["trainer=fast", "eval=fast", "logger=none", "callbacks=quiet"]
+SMOKE = smoke()
 FAMILIES = ("arm", "diffusion", "ebm", "flow", "flow_matching", "gan", "vae")
 
 
 def _cli(app: str, *args: str, pythonpath: list[Path] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, pythonpath))}
-    out = subprocess.run(
-        [sys.executable, "-m", f"genbench.{app}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    out = genbench(app, *args, env=env)
     assert out.returncode == 0, (args, out.stdout[-1500:], out.stderr[-3000:])
     return out
 

@@ -17,6 +17,7 @@ import torch
 from genbench.core.results import read_results
 from genbench.run import INTERRUPTED, run
 from genbench.train import interrupted_message
+from tests.commands import genbench, smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING_KEYS = {"samples_per_s", "sampling_time_s", "train_time_s", "eval_time_s"}
@@ -34,13 +35,7 @@ RESUMABLE = [
 
 
 def _cli(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "genbench.train", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return genbench("train", *args, timeout=timeout)
 
 
 def _stable(metrics: dict) -> dict:
@@ -104,10 +99,7 @@ def test_divergence_stops_cleanly_and_sweep_goes_on(tmp_path):
             "model=vae",
             "dataset=moons",
             "model.optimizer.lr=1e-3,1e30",
-            "trainer=fast",
-            "eval=fast",
-            "logger=none",
-            "callbacks=quiet",
+            *smoke(),
             f"hydra.sweep.dir={tmp_path}",
         ]
     )

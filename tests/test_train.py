@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 from genbench.core.results import METRIC_KEYS, read_results
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.run import run
+from tests.commands import genbench, smoke
 from tests.families.helpers import recomputed_test_bpd
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_writes_results_and_wandb_offline_summary(fast_cfg):
@@ -66,23 +63,8 @@ def test_run_on_points_with_csv_logger(fast_cfg):
 
 
 def test_cli_single_run(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genbench.train",
-            "dataset=8gaussians",
-            "trainer=fast",
-            "eval=fast",
-            "logger=none",
-            "callbacks=quiet",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["dataset=8gaussians", *smoke(), f"hydra.run.dir={tmp_path}"]
+    out = genbench("train", *args, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert read_results(tmp_path / "results.json")["dataset"] == "8gaussians"
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,8 +11,7 @@ from genbench.core.results import read_results
 from genbench.data import DigitsDataModule
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.likelihood import evaluate_nll
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.commands import genbench
 
 
 def test_independent_pixels_bits_per_dim_equals_a_count_by_hand():
@@ -39,14 +35,8 @@ def test_independent_pixels_bits_per_dim_equals_a_count_by_hand():
 
 
 def test_eval_cli_writes_the_baseline_row(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "genbench.eval", "baseline=pixels", "dataset=digits", "eval=fast"]
-        + [f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ["baseline=pixels", "dataset=digits", "eval=fast", f"hydra.run.dir={tmp_path}"]
+    out = genbench("eval", *args)
     assert out.returncode == 0, out.stderr[-2000:]
     rec = read_results(tmp_path / "results.json")
     assert rec["family"] == "pixel-histogram" and rec["metrics"]["nll_kind"] == "exact"

@@ -14,18 +14,13 @@ from omegaconf import OmegaConf
 from genbench.core.results import read_results
 from genbench.core.settings import EvalSettings
 from genbench.run import run
+from tests.commands import genbench, smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def genbench_eval(*overrides: str) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [sys.executable, "-m", "genbench.eval", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = genbench("eval", *overrides, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -155,14 +150,8 @@ def test_eval_with_an_estimator_setting_changes_only_the_nll_and_records_it(fast
     assert m["nll_bpd"] == pytest.approx(float(iwae.mean()), rel=1e-9)
     for key in ("fid", "fid_ci", "kid_mean", "precision", "recall", "coverage", "ct_score"):
         assert m[key] == before[key], key
-    out = subprocess.run(
-        [sys.executable, "-m", "genbench.eval", f"ckpt={ckpt}", "eval=fast", "+model.iw_sample=8"]
-        + [f"hydra.run.dir={tmp_path / 'bad'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = [f"ckpt={ckpt}", "eval=fast", "+model.iw_sample=8", f"hydra.run.dir={tmp_path / 'bad'}"]
+    out = genbench("eval", *bad, timeout=300)
     assert out.returncode != 0
     (line,) = out.stderr.strip().splitlines()
     assert "model.iw_sample is not a key of the run's model; valid:" in line
@@ -175,15 +164,8 @@ def test_a_cli_run_is_reevaluated_with_todays_default_for_a_key_it_predates(tmp_
     the model and data set Hydra recorded for the run: its config.yaml's model_name, read under
     genbench-eval, said None, and the key stayed missing."""
     run_dir = tmp_path / "run"
-    smoke = ["trainer=fast", "eval=fast", "logger=none", "callbacks=quiet", "model.iw_samples=4"]
-    out = subprocess.run(
-        [sys.executable, "-m", "genbench.train", "model=vae", "dataset=moons", *smoke]
-        + [f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["model=vae", "dataset=moons", *smoke(), "model.iw_samples=4"]
+    out = genbench("train", *args, f"hydra.run.dir={run_dir}", timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     config = run_dir / ".hydra" / "config.yaml"
     assert "  kl_warmup_steps: 0\n" in config.read_text()
@@ -246,13 +228,7 @@ def test_a_run_moved_to_another_machine_is_evaluated_from_its_slim_checkpoint(fa
     (here / "MNIST").mkdir(parents=True)
     (here / "MNIST" / "raw").symlink_to(SHARED_MNIST)
     args = [f"ckpt={slim}", "eval=fast", "eval.max_train_samples=512", *small]
-    missing = subprocess.run(
-        [sys.executable, "-m", "genbench.eval", *args, f"hydra.run.dir={tmp_path / 'x'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    missing = genbench("eval", *args, f"hydra.run.dir={tmp_path / 'x'}", timeout=300)
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
     assert str(trained_at) in missing.stderr
     genbench_eval(*args, f"data_root={here}", f"hydra.run.dir={tmp_path / 'slim_eval'}")

@@ -3,8 +3,6 @@ an .npz of several arrays is read only by name; what was read is returned for re
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +10,8 @@ import pytest
 
 from genbench.core.spec import DataSpec
 from genbench.evaluation.external import load_samples
+from tests.commands import genbench
 
-ROOT = Path(__file__).resolve().parents[2]
 DIGITS = DataSpec(name="digits", kind="image", shape=(1, 8, 8), num_levels=17)
 MNIST = DataSpec(name="mnist", kind="image", shape=(1, 28, 28), num_levels=256)
 MOONS = DataSpec(name="moons", kind="points", shape=(2,), num_levels=None)
@@ -113,22 +111,8 @@ def test_points_take_no_levels(tmp_path):
 
 
 def test_eval_cli_refuses_levels_without_samples_in_one_line(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genbench.eval",
-            "floor=true",
-            "levels=256",
-            "dataset=moons",
-            "eval=fast",
-        ]
-        + [f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args = ["floor=true", "levels=256", "dataset=moons", "eval=fast", f"hydra.run.dir={tmp_path}"]
+    out = genbench("eval", *args, timeout=120)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
         "genbench-eval: error: levels=256 describes samples=PATH, which is not given"

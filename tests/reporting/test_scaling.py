@@ -4,7 +4,6 @@ end to end (2-D data, two families) whose rerun skips every job."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ from genbench.reporting.scaling_writers import (
     report_markdown,
     write_report,
 )
+from tests.commands import genbench
 
-ROOT = Path(__file__).resolve().parents[2]
 BUDGETS = [1e11, 3e11, 1e12, 3e12, 1e13]
 
 
@@ -56,13 +55,11 @@ def test_too_few_budgets_give_no_fit_and_a_crossing_is_located():
 
 
 def sweep(out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "genbench.train", "-m", "model=vae,flow", "seed=0,1"]
-        + ["dataset=moons", "budget=flops", "budget.flops=2e9,4e9,8e9", "budget.validations=2"]
-        + ["eval=fast", "logger=none", "callbacks=quiet", f"hydra.sweep.dir={out}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    return genbench(
+        "train",
+        *["-m", "model=vae,flow", "seed=0,1"],
+        *["dataset=moons", "budget=flops", "budget.flops=2e9,4e9,8e9", "budget.validations=2"],
+        *["eval=fast", "logger=none", "callbacks=quiet", f"hydra.sweep.dir={out}"],
         timeout=900,
     )
 

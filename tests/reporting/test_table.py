@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,36 +18,25 @@ from genbench.reporting.paired import paired_difference
 from genbench.reporting.table_writers import MISSING, to_csv, to_latex, to_markdown, write_all
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.reporting.wandb_report import build_report
+from tests.commands import genbench, smoke
 from tests.conftest import compose_config
 
-ROOT = Path(__file__).resolve().parents[2]
 SWEEP_MODELS = "vae,gan"  # two families: one with a likelihood, one without
 
 
 def _sweep(out: Path, logger: str) -> Path:
     """One real Hydra multirun: models x 2 seeds on moons, a tiny FLOP budget."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genbench.train",
-            "-m",
-            f"model={SWEEP_MODELS}",
-            "seed=0,1",
-            "dataset=moons",
-            "trainer=fast",
-            "budget=flops",
-            "budget.flops=6e9",  # about 15 VAE batches, 28 GAN batches (56 optimiser steps)
-            "eval=fast",
-            f"logger={logger}",
-            "callbacks=quiet",
-            "experiment_name=test_sweep",
-            f"hydra.sweep.dir={out}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = genbench(
+        "train",
+        "-m",
+        f"model={SWEEP_MODELS}",
+        "seed=0,1",
+        "dataset=moons",
+        *smoke(logger),
+        "budget=flops",
+        "budget.flops=6e9",  # about 15 VAE batches, 28 GAN batches (56 optimiser steps)
+        "experiment_name=test_sweep",
+        f"hydra.sweep.dir={out}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -163,13 +150,7 @@ def test_table_cli_prints_table_and_reports_skips(sweep_dir, tmp_path):
     bad.mkdir(exist_ok=True)
     (bad / "results.json").write_text("[]")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "genbench.table", f"source={sweep_dir}", f"out_dir={tmp_path}"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = genbench("table", f"source={sweep_dir}", f"out_dir={tmp_path}", timeout=120)
     finally:
         (bad / "results.json").unlink()
     assert proc.returncode == 0, proc.stderr
@@ -270,15 +251,13 @@ def test_offline_runs_carry_flat_columns_group_and_curves_names(sweep_dir):
 def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_path):
     import wandb_workspaces.reports.v2 as wr
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "genbench.table", f"source={sweep_dir}", f"out_dir={tmp_path}"]
-        + ["wandb_report=true", "wandb_entity=someone"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
+    args = [
+        f"source={sweep_dir}",
+        f"out_dir={tmp_path}",
+        "wandb_report=true",
+        "wandb_entity=someone",
+    ]
+    proc = genbench("table", *args, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
     assert proc.returncode == 0, proc.stderr
     spec = json.loads((tmp_path / "wandb_report.json").read_text())
     assert spec["entity"] == "someone" and spec["project"]
