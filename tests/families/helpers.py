@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 
 from genbench.families.build import build_model
 from tests.conftest import compose_config
+from tests.trainers import quiet_trainer
 
 
 def build_for_spec(tmp_path, model: str, spec, *overrides: str):
@@ -30,15 +30,8 @@ def build(tmp_path, model: str, dataset: str, *overrides: str):
 def fit(module, dm, steps: int, callbacks: list | None = None) -> None:
     """Train `module` for `steps` optimiser steps with Lightning, no logging or checkpoints
     (`callbacks`, e.g. genbench's EMA, as a run would add them)."""
-    L.Trainer(
-        max_steps=steps,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    ).fit(module, datamodule=dm)
+    trainer = quiet_trainer(max_steps=steps, callbacks=callbacks, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
 
 
 def split_bpd(module, dm) -> float:

@@ -10,18 +10,16 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
+from tests.trainers import quiet_trainer
 
 
 def _fit(module, dm, out_dir) -> tuple[list[dict], float]:
     """Fit 32 steps (15 digits batches an epoch) logging every 10 steps to a CSV file: its rows,
     and the train/loss in trainer.callback_metrics at the end."""
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_steps=32,
         log_every_n_steps=10,
         logger=CSVLogger(out_dir, name="", version=""),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         limit_val_batches=0,
     )
     trainer.fit(module, datamodule=dm)

@@ -22,6 +22,7 @@ from genbench.estimators.per_pass import PerPass
 from genbench.families.build import build_model
 from genbench.run import run
 from tests.conftest import compose_config
+from tests.trainers import quiet_trainer
 
 FAST_AIS = [
     "model.ais_chains=4",
@@ -148,16 +149,13 @@ def _trainer(tmp_path, cfg, steps: int, ckpt_every: int | None = None) -> L.Trai
         callbacks.append(
             ModelCheckpoint(tmp_path, "step{step}", auto_insert_metric_name=False, **every)
         )
-    return L.Trainer(
+    return quiet_trainer(
         max_steps=steps,
         val_check_interval=2,
         check_val_every_n_epoch=None,
         limit_val_batches=1,
         num_sanity_val_steps=0,
-        logger=False,
         enable_checkpointing=bool(ckpt_every),
-        enable_progress_bar=False,
-        enable_model_summary=False,
         deterministic=True,
         callbacks=callbacks,
     )

@@ -17,6 +17,7 @@ from genbench.config import BudgetKind
 from genbench.families.build import build_model
 from genbench.training.budget import StepCost, probe_flops, trainer_limits
 from tests.conftest import CONF_DIR, compose_config
+from tests.trainers import quiet_trainer
 
 B, D = 16, 12
 
@@ -110,7 +111,7 @@ def test_budget_of_a_two_player_cycle_trains_the_flops_counted_by_hand():
     budget = _budget(kind=BudgetKind.flops, flops=1.75 * cycle_flops, validations=1)
     limits = trainer_limits(budget, cost)
     module = TwoPlayers()
-    trainer = L.Trainer(max_steps=limits["max_steps"], **QUIET)
+    trainer = quiet_trainer(max_steps=limits["max_steps"], **NO_VALIDATION)
     trainer.fit(module, datamodule=Data())
     assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 4
     assert cost.flops_per_step * trainer.global_step == 2 * cycle_flops
@@ -146,14 +147,7 @@ def test_gan_probe_counts_both_players(tmp_path):
     assert cost.flops_per_batch > 0  # per step, by hand: the two-player test above
 
 
-QUIET = dict(
-    limit_val_batches=0,
-    num_sanity_val_steps=0,
-    logger=False,
-    enable_checkpointing=False,
-    enable_progress_bar=False,
-    enable_model_summary=False,
-)
+NO_VALIDATION = dict(limit_val_batches=0, num_sanity_val_steps=0)
 
 
 def _budget(**kw):
@@ -206,7 +200,7 @@ def test_every_model_config_trains_to_its_flop_budget_as_counted_over_the_real_f
     flops = (batches - 0.5) * cost.flops_per_batch
     budget = _budget(kind=BudgetKind.flops, flops=flops, validations=1)
     limits = trainer_limits(budget, cost)
-    trainer = L.Trainer(max_steps=limits["max_steps"], **QUIET)
+    trainer = quiet_trainer(max_steps=limits["max_steps"], **NO_VALIDATION)
     with FlopCounterMode(display=False) as counter:
         trainer.fit(module, datamodule=instantiate(cfg.dataset))
     assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == batches

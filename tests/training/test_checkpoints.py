@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genbench.training.callbacks import RNGStateCheckpoint
 from genbench.training.checkpoints import BestCheckpoint, LastCheckpoint, validation_follows
+from tests.trainers import quiet_trainer
 
 
 class Noisy(L.LightningModule):
@@ -59,13 +60,10 @@ def _loaders(n_train: int = 40):
 def _fit(tmp_path, max_steps: int, val_every: int, callbacks: list, seed: int = 0) -> Noisy:
     torch.manual_seed(seed)
     module = Noisy()
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_steps=max_steps,
         val_check_interval=val_every,
         check_val_every_n_epoch=None,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.Checkpoint) for c in callbacks),
         callbacks=callbacks,
         default_root_dir=tmp_path,

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from genbench.training.ema import EMA
+from tests.trainers import quiet_trainer
 
 DECAY = 0.9
 
@@ -36,11 +37,9 @@ def test_ema_matches_a_hand_computed_average_and_checkpoints_hold_it(tmp_path):
     torch.manual_seed(0)
     loader = DataLoader(TensorDataset(torch.randn(40, 3)), batch_size=4)
     module, ema = Tiny(), EMA(decay=DECAY)
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_steps=10,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        enable_checkpointing=True,
         callbacks=[ema, ModelCheckpoint(tmp_path, "{step}", every_n_train_steps=10)],
         default_root_dir=tmp_path,
     )
@@ -87,15 +86,7 @@ def test_batch_norm_statistics_are_averaged_with_the_weights_other_buffers_copie
     torch.manual_seed(0)
     loader = DataLoader(TensorDataset(torch.randn(40, 3) * 3 + 2), batch_size=4)
     module = WithBatchNorm()
-    trainer = L.Trainer(
-        max_steps=10,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[EMA(decay=DECAY)],
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_steps=10, callbacks=[EMA(decay=DECAY)], default_root_dir=tmp_path)
     trainer.fit(module, loader)
     avg = module.stats[0].clone()
     for n, s in enumerate(module.stats[1:], start=1):
@@ -127,14 +118,7 @@ def measured_decays(decay: float, updates: int) -> list[float]:
     loader = DataLoader(TensorDataset(torch.randn(4 * updates, 3, dtype=torch.float64)), 4)
     ema = EMA(decay=decay)
     recorder = Recorder(ema)
-    trainer = L.Trainer(
-        max_steps=updates,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=[ema, recorder],
-    )
+    trainer = quiet_trainer(max_steps=updates, callbacks=[ema, recorder])
     trainer.fit(Tiny().double(), loader)
     out = [float("nan")]
     for k in range(1, updates):
