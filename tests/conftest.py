@@ -60,22 +60,28 @@ def eval_settings(base: str = "default", **values):
     return EvalSettings.from_mapping({**cfg.eval, **values})
 
 
-def dataset_keys(name: str, **values) -> dict:
-    """conf/dataset/<name>.yaml's constructor keys, resolved as a run resolves them, with `values`
-    in place of some of them: a plain dict, for a data module built in another process."""
+def _dataset_config(dataset: str) -> dict:
+    """conf/dataset/<dataset>.yaml, resolved as a run resolves it, as a plain dict."""
     from omegaconf import OmegaConf
 
-    keys = OmegaConf.to_container(compose_config([f"dataset={name}"]).dataset, resolve=True)
-    keys.pop("_target_")
+    return OmegaConf.to_container(compose_config([f"dataset={dataset}"]).dataset, resolve=True)
+
+
+def dataset_keys(dataset: str, /, **values) -> dict:
+    """conf/dataset/<dataset>.yaml's constructor keys with `values` in place of some of them: a
+    plain dict, for a data module built in another process."""
+    keys = _dataset_config(dataset)
+    del keys["_target_"]
     return {**keys, **values}
 
 
-def datamodule(name: str, **values):
-    """The data module of conf/dataset/<name>.yaml, built as a run builds it, with `values` in
-    place of some of its keys (the YAML is the one source of the others)."""
-    from hydra.utils import instantiate
+def datamodule(dataset: str, /, **values):
+    """The data module of conf/dataset/<dataset>.yaml with `values` in place of some of its keys
+    (the YAML is the one source of the others); a constructor's error comes out as raised."""
+    from hydra.utils import get_class
 
-    return instantiate(compose_config([f"dataset={name}"]).dataset, **values)
+    keys = _dataset_config(dataset)
+    return get_class(keys.pop("_target_"))(**{**keys, **values})
 
 
 def extractor(dm, settings=None):
