@@ -37,11 +37,16 @@ SETTINGS = dict(  # conf/eval/default.yaml's sample-metric settings, as both ver
 
 
 def datamodule(name: str, root: str):
-    from genbench.data import DigitsDataModule, MNISTDataModule
+    """The data set as conf/dataset/<name>.yaml builds it (files under `root`)."""
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
 
-    if name == "mnist":  # as conf/dataset/mnist.yaml builds it
-        return MNISTDataModule(root=root, download=False, num_val=5000)
-    return DigitsDataModule()
+    from genbench.config import register
+
+    register()
+    with initialize_config_module("genbench.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"dataset={name}", f"paths.data_dir={root}"])
+    return instantiate(cfg.dataset)
 
 
 def scorer(dm, cache: str, seed: int):

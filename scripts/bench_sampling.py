@@ -44,9 +44,11 @@ def build(name: str, dataset: str, device: str):
     return build_model(cfg.model, instantiate(cfg.dataset).spec).to(device).eval()
 
 
-def samples_per_s(module, sampler: str, batch: int, warmup: int) -> float:
+def samples_per_s(module, sampler: str, batch: int, warmup: int, seed: int) -> float:
     module.sampler = sampler
-    r = measure_throughput(module, num_samples=batch, batch_size=batch, warmup_batches=warmup)
+    r = measure_throughput(
+        module, num_samples=batch, batch_size=batch, warmup_batches=warmup, seed=seed
+    )
     return r["samples_per_s"]
 
 
@@ -54,17 +56,17 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.4g} [{min(values):.4g}, {max(values):.4g}]"
 
 
-def compare_arm_samplers(dataset: str, batch: int, pairs: int, device: str) -> None:
+def compare_arm_samplers(dataset: str, batch: int, pairs: int, device: str, seed: int) -> None:
     module = build("arm", dataset, device)
     gen = [torch.Generator(device=device).manual_seed(0) for _ in range(2)]
     same = torch.equal(module.sample_naive(16, gen[0]), module.sample_cached(16, gen[1]))
     rates: dict[str, list[float]] = {"naive": [], "cached": []}
     for sampler in rates:  # one warm-up batch each, untimed
-        samples_per_s(module, sampler, batch, warmup=1)
+        samples_per_s(module, sampler, batch, warmup=1, seed=seed)
     for i in range(pairs):
         order = ("naive", "cached") if i % 2 == 0 else ("cached", "naive")
         for sampler in order:
-            rates[sampler].append(samples_per_s(module, sampler, batch, warmup=0))
+            rates[sampler].append(samples_per_s(module, sampler, batch, warmup=0, seed=seed))
     ratios = [c / n for c, n in zip(rates["cached"], rates["naive"], strict=True)]
     nfe = module.sampling_cost()["nfe"]
     print(
@@ -78,7 +80,8 @@ def compare_arm_samplers(dataset: str, batch: int, pairs: int, device: str) -> N
     print(f"| cached/naive (per pair) | {spread(ratios)} |", flush=True)
 
 
-def family_table(models: list[str], dataset: str, sizes: list[int], least: int, device: str):
+def family_table(models: list[str], dataset: str, sizes: list[int], least: int, device: str, ev):
+    """`ev`: the evaluation settings (cfg.eval), whose warm-up and seed evaluation uses."""
     print(f"every family on {dataset}: samples/s (freshly initialised weights)")
     print("| model | sampler | nfe | " + " | ".join(f"bs={b} samples/s" for b in sizes) + " |")
     print("|---|---|---|" + "---|" * len(sizes))
@@ -86,7 +89,13 @@ def family_table(models: list[str], dataset: str, sizes: list[int], least: int, 
         module = build(name, dataset, device)
         rates = []
         for b in sizes:
-            r = measure_throughput(module, num_samples=max(b, least), batch_size=b)
+            r = measure_throughput(
+                module,
+                num_samples=max(b, least),
+                batch_size=b,
+                warmup_batches=ev.throughput_warmup_batches,
+                seed=ev.sample_seed,
+            )
             rates.append(f"{r['samples_per_s']:.3g}")
         cost = module.sampling_cost()
         row = [name, cost.get("sampler", "-"), cost.get("nfe"), *rates]
@@ -108,11 +117,11 @@ def main() -> None:
     print(f"dataset={a.dataset} device={a.device} threads={a.threads}; {load()}")
     register()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        compose("train")  # model_options() reads the group from an initialised Hydra
+        ev = compose("train").eval  # model_options() reads the group from an initialised Hydra
         models = a.models or model_options()
         if a.arm_pairs > 0:
-            compare_arm_samplers(a.dataset, a.arm_batch, a.arm_pairs, a.device)
-        family_table(models, a.dataset, a.batch_sizes, a.min_samples, a.device)
+            compare_arm_samplers(a.dataset, a.arm_batch, a.arm_pairs, a.device, ev.sample_seed)
+        family_table(models, a.dataset, a.batch_sizes, a.min_samples, a.device, ev)
     print(f"done; {load()}")
 
 

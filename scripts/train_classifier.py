@@ -18,7 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from genbench.data import DigitsDataModule, MNISTDataModule
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from genbench.config import register
 from genbench.evaluation.classifier import (
     ASSETS,
     classifier_accuracy,
@@ -33,9 +36,12 @@ MIN_TEST_ACCURACY = {"digits": 0.97, "mnist": 0.99}
 
 
 def datamodule(name: str, root: str):
-    if name == "mnist":  # the benchmark's split: the last 5000 training images are validation
-        return MNISTDataModule(root=root, download=False, num_val=5000)
-    return DigitsDataModule()
+    """The benchmark's split, as conf/dataset/<name>.yaml builds it (MNIST: files under `root`,
+    the last 5000 training images are validation)."""
+    register()
+    with initialize_config_module("genbench.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"dataset={name}", f"paths.data_dir={root}"])
+    return instantiate(cfg.dataset)
 
 
 def main(argv: list[str] | None = None) -> int:

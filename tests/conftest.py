@@ -58,3 +58,65 @@ def eval_settings(base: str = "default", **values):
 
     cfg = compose_config([f"eval={base}"])
     return EvalSettings.from_mapping({**cfg.eval, **values})
+
+
+def _dataset_config(dataset: str) -> dict:
+    """conf/dataset/<dataset>.yaml, resolved as a run resolves it, as a plain dict."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(compose_config([f"dataset={dataset}"]).dataset, resolve=True)
+
+
+def dataset_keys(dataset: str, /, **values) -> dict:
+    """conf/dataset/<dataset>.yaml's constructor keys with `values` in place of some of them: a
+    plain dict, for a data module built in another process."""
+    keys = _dataset_config(dataset)
+    del keys["_target_"]
+    return {**keys, **values}
+
+
+def datamodule(dataset: str, /, **values):
+    """The data module of conf/dataset/<dataset>.yaml with `values` in place of some of its keys
+    (the YAML is the one source of the others); a constructor's error comes out as raised."""
+    from hydra.utils import get_class
+
+    keys = _dataset_config(dataset)
+    return get_class(keys.pop("_target_"))(**{**keys, **values})
+
+
+def extractor(dm, settings=None):
+    """The data module's feature extractor as evaluation resolves it from `settings` (default:
+    conf/eval/default.yaml's)."""
+    from genbench.evaluation.extractors import resolve_extractor
+
+    s = settings or eval_settings()
+    return resolve_extractor(
+        dm,
+        s.cache_dir,
+        inception_download=s.inception_download,
+        inception_path=s.inception_weights,
+    )
+
+
+def fidelity_kwargs(settings) -> dict:
+    """compute_fidelity's keyword arguments from evaluation settings: the cache folder, the
+    batch size and fidelity_from_features' options (metric_options); the seed is the caller's."""
+    from genbench.evaluation.sample_metrics import metric_options
+
+    return {
+        "cache_dir": settings.cache_dir,
+        "batch_size": settings.fidelity_batch_size,
+        **metric_options(settings),
+    }
+
+
+def loader_settings(name: str = "digits") -> dict:
+    """The keys every data module takes (TensorDataModule's required ones: batching, workers,
+    shuffling) as conf/dataset/<name>.yaml sets them: for data modules made up in tests."""
+    import inspect
+
+    from genbench.data.datamodules import TensorDataModule
+
+    cfg = compose_config([f"dataset={name}"]).dataset
+    params = inspect.signature(TensorDataModule.__init__).parameters.values()
+    return {p.name: cfg[p.name] for p in params if p.default is p.empty and p.name != "self"}

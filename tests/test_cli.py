@@ -156,8 +156,8 @@ def test_the_table_and_the_report_end_in_one_line(tmp_path):
 
 
 def test_a_corrupt_npz_of_samples_is_one_line_naming_the_file(tmp_path):
-    from genbench.data import DigitsDataModule
     from genbench.evaluation.external import load_samples
+    from tests.conftest import datamodule
 
     np.savez(tmp_path / "good.npz", samples=np.zeros((10, 8, 8), dtype=np.uint8))
     whole = (tmp_path / "good.npz").read_bytes()
@@ -166,7 +166,7 @@ def test_a_corrupt_npz_of_samples_is_one_line_naming_the_file(tmp_path):
         "truncated.npz": whole[: len(whole) // 2],
         "truncated.npy": b"\x93NUMPY\x01\x00",
     }
-    spec = DigitsDataModule().spec
+    spec = datamodule("digits").spec
     for name, data in broken.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError) as e:

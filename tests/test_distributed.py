@@ -16,6 +16,7 @@ from genbench.data import DigitsDataModule
 from genbench.evaluation.likelihood import evaluate_nll
 from genbench.families.base import GenerativeModule
 from tests.commands import genbench, smoke
+from tests.conftest import datamodule, dataset_keys
 
 
 class PixelSumModel(GenerativeModule):
@@ -33,12 +34,12 @@ class PixelSumModel(GenerativeModule):
         return self.spec.num_dims * math.log(self.spec.num_levels) + self.scale * x.sum(1)
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, data: dict) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    dm = DigitsDataModule(eval_batch_size=100)
-    result = evaluate_nll(PixelSumModel(dm.spec), dm.test_dataloader())
+    dm = DigitsDataModule(**data)
+    result = evaluate_nll(PixelSumModel(dm.spec), dm.test_dataloader(), seed=0)
     result["per_example_bpd"] = result["per_example_bpd"].tolist()
     if rank == 0:
         Path(out).write_text(json.dumps(result))
@@ -46,11 +47,12 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_sharded_nll_reduces_to_single_process_value(tmp_path):
-    dm = DigitsDataModule(eval_batch_size=100)
-    single = evaluate_nll(PixelSumModel(dm.spec), dm.test_dataloader())
+    data = dataset_keys("digits", eval_batch_size=100)
+    dm = DigitsDataModule(**data)
+    single = evaluate_nll(PixelSumModel(dm.spec), dm.test_dataloader(), seed=0)
     out = tmp_path / "ddp.json"
     port = 29500 + os.getpid() % 1000
-    mp.spawn(_worker, args=(2, port, str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, port, str(out), data), nprocs=2, join=True)
     both = json.loads(out.read_text())  # 447 examples: shards of 224 and 223
     assert abs(both["nll_bpd"] - single["nll_bpd"]) < 1e-9
     assert abs(both["nll_bpd_stderr"] - single["nll_bpd_stderr"]) < 1e-9
@@ -59,13 +61,13 @@ def test_sharded_nll_reduces_to_single_process_value(tmp_path):
     assert both["per_example_bpd"] == single["per_example_bpd"].tolist()
 
 
-def _family_worker(rank: int, world: int, port: int, saved: str, out: str) -> None:
+def _family_worker(rank: int, world: int, port: int, saved: str, out: str, data: dict) -> None:
     """Evaluate the saved module's test NLL on this rank's batches (a stochastic family)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     module = _load_module(saved)
-    dm = DigitsDataModule(eval_batch_size=100)
+    dm = DigitsDataModule(**data)
     result = evaluate_nll(module, dm.test_dataloader(), seed=7)
     result["per_example_bpd"] = result["per_example_bpd"].tolist()
     if rank == 0:
@@ -115,12 +117,11 @@ def test_two_processes_evaluate_a_stochastic_estimator_as_one_does(tmp_path, mod
     torch.save(
         {"family": model, "hparams": dict(module.hparams), "weights": module.state_dict()}, saved
     )
-    single = evaluate_nll(
-        _load_module(str(saved)), DigitsDataModule(eval_batch_size=100).test_dataloader(), seed=7
-    )
+    data = dataset_keys("digits", eval_batch_size=100)
+    single = evaluate_nll(_load_module(str(saved)), DigitsDataModule(**data).test_dataloader(), 7)
     out = tmp_path / "ddp.json"
     port = 29500 + (os.getpid() + 17) % 1000
-    mp.spawn(_family_worker, args=(2, port, str(saved), str(out)), nprocs=2, join=True)
+    mp.spawn(_family_worker, args=(2, port, str(saved), str(out), data), nprocs=2, join=True)
     both = json.loads(out.read_text())
     assert both["per_example_bpd"] == pytest.approx(single["per_example_bpd"].tolist(), abs=1e-9)
     assert abs(both["nll_bpd"] - single["nll_bpd"]) < 1e-9
@@ -156,5 +157,5 @@ def test_ddp_cpu_run_end_to_end_rank_zero_writes(tmp_path):
     )
     module = ARM(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
-    single = evaluate_nll(module.eval(), DigitsDataModule().test_dataloader())
+    single = evaluate_nll(module.eval(), datamodule("digits").test_dataloader(), seed=0)
     assert abs(single["nll_bpd"] - record["metrics"]["nll_bpd"]) < 1e-6

@@ -11,6 +11,7 @@ import pytest
 from genbench.core.results import read_results
 from tests.commands import genbench as cli
 from tests.commands import smoke
+from tests.conftest import datamodule
 
 
 @pytest.mark.parametrize("app", ["train", "eval", "table"])
@@ -126,9 +127,7 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
     worse; both become rows genbench-table shows as external."""
     from PIL import Image
 
-    from genbench.data import DigitsDataModule
-
-    train = DigitsDataModule().split("train")[0]
+    train = datamodule("digits").split("train")[0]
     eight_bit = (train.numpy() * 255 / 16).round().astype(np.uint8).transpose(0, 2, 3, 1)
     np.savez(tmp_path / "train.npz", arr_0=eight_bit)
     noise_dir = tmp_path / "noise"

@@ -113,7 +113,12 @@ def test_gan_checkpoint_is_the_best_validation_fid(fast_cfg):
     gen = torch.Generator().manual_seed(vc.seed)
     with torch.no_grad():
         samples = module.sample(vc.num_samples, generator=gen)
-    features = FeatureSet(resolve_extractor(dm, cfg.eval.cache_dir))
+    ev = cfg.eval
+    features = FeatureSet(
+        resolve_extractor(dm, ev.cache_dir, inception_download=ev.inception_download),
+        batch_size=ev.fidelity_batch_size,
+        cache_dir=ev.cache_dir,
+    )
     layer = features.layers["fid"]
     ref = fid_features_to_statistics(features(dm.split("val")[0])[layer])
     fid = fid_statistics_to_metric(ref, fid_features_to_statistics(features(samples)[layer]), False)

@@ -85,8 +85,9 @@ def past_evaluation(record: dict, replaced: str, files: str | None) -> dict:
     }
 
 
-def validate(record: dict, source: str = "results") -> dict:
-    """Check the keys genbench-table relies on; raise ResultsError naming what is wrong."""
+def validate(record: dict, source: str) -> dict:
+    """Check the keys genbench-table relies on; raise ResultsError naming what is wrong and
+    where the record came from (`source`: its file or W&B run)."""
     if not isinstance(record, dict):
         raise ResultsError(f"{source}: top level is {type(record).__name__}, expected an object")
     missing = [k for k in REQUIRED if k not in record]

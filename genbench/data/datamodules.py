@@ -77,10 +77,10 @@ class TensorDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int = 128,
-        eval_batch_size: int = 512,
-        num_workers: int = 0,
-        shuffle_seed: int = 0,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        shuffle_seed: int,
         feature_extractor: str | None = None,
         val_examples: int | None = None,
     ):
@@ -217,11 +217,11 @@ class Toy2DDataModule(TensorDataModule):
 
     def __init__(
         self,
-        name: str = "moons",
-        num_train: int = 10000,
-        num_val: int = 2000,
-        num_test: int = 5000,
-        seed: int = 0,
+        name: str,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        seed: int,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -378,13 +378,13 @@ class ImageFolderDataModule(TensorDataModule):
 
     def __init__(
         self,
-        root: str = "data/images",
-        image_size: int = 32,
-        channels: int = 3,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        name: str = "image_folder",
+        root: str,
+        image_size: int,
+        channels: int,
+        val_fraction: float,
+        test_fraction: float,
+        seed: int,
+        name: str,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -18,10 +18,11 @@ from genbench.evaluation.neighbours import distance_chunks, kth_neighbour_radius
 
 
 def density_coverage(
-    generated: torch.Tensor, real: torch.Tensor, k: int = 5, radii: torch.Tensor | None = None
+    generated: torch.Tensor, real: torch.Tensor, k: int, radii: torch.Tensor | None = None
 ) -> dict:
     """{'density', 'coverage'} of generated (N, F) against real (M, F) features, k-NN balls
-    (`radii` (M,): the real k-NN radii, when already computed for these real features).
+    (k: eval.density_coverage_k; `radii` (M,): the real k-NN radii, when already computed for
+    these real features).
 
     A non-finite generated sample (a diverged sampler's) lies in no ball."""
     if len(real) <= k:

@@ -157,11 +157,15 @@ def default_kind(spec) -> str:
 
 def resolve_extractor(
     datamodule,
-    cache_dir: str | os.PathLike = "~/.cache/genbench",
+    cache_dir: str | os.PathLike,
+    *,
+    inception_download: bool,
     inception_path: str | os.PathLike | None = None,
-    inception_download: bool = True,
 ) -> Extractor:
-    """The extractor named by `datamodule.feature_extractor` (or the default for its data kind)."""
+    """The extractor named by `datamodule.feature_extractor` (or the default for its data kind).
+
+    cache_dir, inception_download, inception_path: eval.cache_dir (first-use classifiers),
+    eval.inception_download and eval.inception_weights (see inception.inception_weights)."""
     register_extractors()
     spec = datamodule.spec
     kind = getattr(datamodule, "feature_extractor", None) or default_kind(spec)

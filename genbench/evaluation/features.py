@@ -68,8 +68,9 @@ def feature_layers(extractor: Extractor) -> dict[str, str]:
 class FeatureSet:
     """One extractor network, built on first use: data-space samples -> {layer: (N, F) float}.
 
-    Features come back on the CPU, as torch-fidelity returns them. `cached` keeps a real split's
-    features in torch-fidelity's file cache under `cache_dir`/fidelity.
+    Features come back on the CPU, as torch-fidelity returns them, extracted `batch_size` at a
+    time (eval.fidelity_batch_size). `cached` keeps a real split's features in torch-fidelity's
+    file cache under `cache_dir`/fidelity (eval.cache_dir).
     """
 
     def __init__(
@@ -77,8 +78,8 @@ class FeatureSet:
         extractor: Extractor,
         *,
         device: torch.device | str = "cpu",
-        batch_size: int = 256,
-        cache_dir: str | os.PathLike = "~/.cache/genbench",
+        batch_size: int,
+        cache_dir: str | os.PathLike,
     ):
         self.extractor = extractor
         self.layers = feature_layers(extractor)

@@ -18,7 +18,7 @@ def inception_hub_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[-1]
 
 
-def inception_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:
+def inception_weights(path: str | os.PathLike | None, download: bool) -> Path:
     """The InceptionV3 weights file: `path` if given, else torch-fidelity's cache (downloading
     there when allowed); a one-line FileNotFoundError naming the file and the place otherwise."""
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3

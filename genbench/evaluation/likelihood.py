@@ -73,7 +73,7 @@ def _gather_batches(mine: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
     return torch.cat([v for _, v in sorted(mine, key=lambda item: item[0])])
 
 
-def evaluate_nll(module, loader: DataLoader, seed: int = 0) -> dict:
+def evaluate_nll(module, loader: DataLoader, seed: int) -> dict:
     """Mean bits/dim of `module.nll` over every example of `loader`, its standard error, and
     the per-example bits/dim (key "per_example_bpd", a float64 CPU tensor in the loader's order:
     paired comparisons between families use it).

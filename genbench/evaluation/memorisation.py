@@ -34,7 +34,7 @@ from genbench.evaluation.neighbours import distance_chunks, nearest
 
 
 def nn_copy_fraction(
-    gen_to_train: torch.Tensor, test_to_train: torch.Tensor, percentile: float = 1.0
+    gen_to_train: torch.Tensor, test_to_train: torch.Tensor, percentile: float
 ) -> float:
     """Share of generated samples whose nearest-training-example distance (N,) is below the
     `percentile`-th percentile of the test examples' (M,) ones."""
@@ -103,23 +103,6 @@ def train_cells(train: torch.Tensor, num_cells: int, seed: int) -> KMeans:
     return KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(_numpy(train))
 
 
-def ct_score(
-    gen: torch.Tensor,
-    test: torch.Tensor,
-    train: torch.Tensor,
-    *,
-    num_cells: int = 10,
-    min_generated: int = 20,
-    seed: int = 0,
-) -> float | None:
-    """C_T of generated (N, F) vs test (M, F) samples with `num_cells` k-means cells of the
-    training set (L, F)."""
-    m = memorisation_metrics(
-        gen, test, train, ct_cells=num_cells, ct_min_generated=min_generated, seed=seed
-    )
-    return m["ct_score"]
-
-
 def authenticity(gen_dist: torch.Tensor, gen_index: torch.Tensor, train: torch.Tensor) -> float:
     """Share of generated samples that are authentic w.r.t. the training set (L, F).
 
@@ -176,20 +159,17 @@ def memorisation_metrics(
     gen: torch.Tensor,
     test: torch.Tensor,
     train: torch.Tensor,
+    reference: TrainReference,
     *,
-    copy_percentile: float = 1.0,
-    ct_cells: int = 10,
-    ct_min_generated: int = 20,
-    seed: int = 0,
-    reference: TrainReference | None = None,
+    copy_percentile: float,
+    ct_min_generated: int,
 ) -> dict:
     """{nn_copy_fraction, ct_score, authenticity} of generated (N, F) vs training (L, F) samples,
     with held-out test samples (M, F) as the reference of what fresh samples look like.
 
-    `reference`: train_reference(test, train, ct_cells, seed), when already computed (it does
-    not depend on the generated samples); computed here otherwise."""
-    if reference is None:
-        reference = train_reference(test, train, ct_cells, seed)
+    `reference`: train_reference(test, train, eval.ct_cells, seed), which does not depend on
+    the generated samples (computed once per data set and cached); copy_percentile,
+    ct_min_generated: the eval.* settings."""
     gen_cells = assign_cells(gen, reference.centers)
     train_labels = reference.train_cells.numpy()
     gen_d, gen_idx, gen_cell_d = train_neighbours(gen, gen_cells, train, train_labels)

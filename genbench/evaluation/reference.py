@@ -63,7 +63,10 @@ class RealData:
         self.spec = datamodule.spec
         self.device = torch.device(device)
         self.extractor = resolve_extractor(
-            datamodule, settings.cache_dir, settings.inception_weights, settings.inception_download
+            datamodule,
+            settings.cache_dir,
+            inception_download=settings.inception_download,
+            inception_path=settings.inception_weights,
         )
         self.features = FeatureSet(
             self.extractor,
@@ -139,11 +142,7 @@ class RealData:
         s = self.settings
         metrics = dict.fromkeys(MEMORISATION_KEYS + PIXEL_MEMORISATION_KEYS)
         metrics["memorisation_num_samples"] = len(generated)
-        options = dict(
-            copy_percentile=s.copy_percentile,
-            ct_cells=s.ct_cells,
-            ct_min_generated=s.ct_min_generated,
-        )
+        options = dict(copy_percentile=s.copy_percentile, ct_min_generated=s.ct_min_generated)
         train, name = self.train
         gen = (self.features(generated) if gen_features is None else gen_features)[self.layer]
         if torch.isfinite(gen).all():  # a diverged sampler's NaNs have no neighbours
@@ -151,13 +150,13 @@ class RealData:
             test_f = self.test_features[self.layer].to(self.device)
             ref = self._train_reference(f"features-{name}", test_f, train_f)
             gen = gen.to(self.device)
-            metrics.update(memorisation_metrics(gen, test_f, train_f, reference=ref, **options))
+            metrics.update(memorisation_metrics(gen, test_f, train_f, ref, **options))
         if pixel_space and self.spec.is_image:
             k = self.spec.num_levels
             test_p, train_p = (pixels(x, k).to(self.device) for x in (self.test, train))
             ref = self._train_reference(f"pixels-{name}", test_p, train_p)
             gen_p = pixels(generated, k).to(self.device)
-            m = memorisation_metrics(gen_p, test_p, train_p, reference=ref, **options)
+            m = memorisation_metrics(gen_p, test_p, train_p, ref, **options)
             metrics.update({f"{key}_pixels": value for key, value in m.items()})
         return metrics
 

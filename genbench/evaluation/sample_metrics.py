@@ -50,27 +50,28 @@ def fidelity_from_features(
     layers: dict[str, str],
     *,
     ref_fid_statistics: dict | None = None,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    isc_splits: int = 10,
-    prc_neighborhood: int = 3,
-    seed: int = 0,
-    bootstrap_resamples: int = 1000,
-    ci_level: float = 0.95,
-    ci_method: str = "normal",
-    density_coverage_k: int = 5,
+    kid_subsets: int,
+    kid_subset_size: int,
+    isc_splits: int,
+    prc_neighborhood: int,
+    seed: int,
+    bootstrap_resamples: int,
+    ci_level: float,
+    ci_method: str,
+    density_coverage_k: int,
     ref_radii: torch.Tensor | None = None,
 ) -> dict:
-    """The FIDELITY_KEYS metrics of generated vs reference features ({layer: (N, F)}).
+    """The FIDELITY_KEYS metrics of generated vs reference features ({layer: (N, F)}), with
+    the settings of the eval.* keys of the same names (metric_options(settings) gives them).
 
-    FID, KID, IS, precision/recall: torch-fidelity's feature-level functions with the arguments
-    torch_fidelity.calculate_metrics passes them. KID subsets have min(kid_subset_size, N, M)
-    examples; IS is None without an "isc" layer (no logits). fid_ci, kid_ci: `ci_level`
-    `ci_method` bootstrap intervals (bootstrap.bootstrap_interval) over `bootstrap_resamples`
-    resamples of the generated features (None when 0); kid_ci is for the full-set unbiased
-    MMD^2 (bootstrap.py), whose expectation kid_mean (an average over subsets) shares; it is
-    placed around kid_mean. density, coverage: Naeem et al. (`ref_radii`: the reference's k-NN
-    radii, when already computed).
+        FID, KID, IS, precision/recall: torch-fidelity's feature-level functions with the arguments
+        torch_fidelity.calculate_metrics passes them. KID subsets have min(kid_subset_size, N, M)
+        examples; IS is None without an "isc" layer (no logits). fid_ci, kid_ci: `ci_level`
+        `ci_method` bootstrap intervals (bootstrap.bootstrap_interval) over `bootstrap_resamples`
+        resamples of the generated features (None when 0); kid_ci is for the full-set unbiased
+        MMD^2 (bootstrap.py), whose expectation kid_mean (an average over subsets) shares; it is
+        placed around kid_mean. density, coverage: Naeem et al. (`ref_radii`: the reference's k-NN
+        radii, when already computed).
     """
     n = min(len(gen[layers["fid"]]), len(ref[layers["fid"]]))
     if n < max(prc_neighborhood, density_coverage_k) + 1:
@@ -130,16 +131,17 @@ def compute_fidelity(
     extractor: Extractor,
     *,
     reference_name: str | None = None,
-    cache_dir: str | os.PathLike = "~/.cache/genbench",
+    cache_dir: str | os.PathLike,
     device: torch.device | str = "cpu",
-    batch_size: int = 256,
+    batch_size: int,
     **metric_kwargs,
 ) -> dict:
     """FIDELITY_KEYS metrics of `generated` against `reference` (both data space).
 
     generated, reference: long (N, C, H, W) in [0, K) or float (N, D). The reference's features
     and FID statistics are cached under `reference_name` (see reference_cache_name) when given.
-    metric_kwargs: those of fidelity_from_features.
+    cache_dir, batch_size: eval.cache_dir, eval.fidelity_batch_size. metric_kwargs: those of
+    fidelity_from_features (seed and metric_options(settings)).
     """
     features = FeatureSet(extractor, device=device, batch_size=batch_size, cache_dir=cache_dir)
     ref = features.cached(reference, reference_name)
@@ -163,7 +165,7 @@ def _draw(module, n: int, batch_size: int, seed: int) -> list[torch.Tensor]:
     return out
 
 
-def generate(module, n: int, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+def generate(module, n: int, batch_size: int, seed: int) -> torch.Tensor:
     """n samples from `module.sample`, in batches, from one seeded generator; on the CPU."""
     module.eval()
     return torch.cat(_draw(module, n, batch_size, seed))  # outside inference mode: a plain tensor

@@ -14,10 +14,12 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def measure_throughput(
-    module, num_samples: int = 256, batch_size: int = 256, warmup_batches: int = 1, seed: int = 0
+    module, num_samples: int, batch_size: int, warmup_batches: int, seed: int
 ) -> dict[str, float]:
-    """Time `num_samples` samples drawn in batches of `batch_size` on the module's device;
-    num_samples=0 measures nothing (a re-evaluation then keeps the earlier measurement)."""
+    """Time `num_samples` samples drawn in batches of `batch_size` on the module's device,
+    after `warmup_batches` untimed batches (eval.throughput_samples, throughput_batch_size,
+    throughput_warmup_batches); num_samples=0 measures nothing (a re-evaluation then keeps the
+    earlier measurement)."""
     if num_samples <= 0:
         return {}
     device = module.device

@@ -26,6 +26,11 @@ from genbench.evaluation.extractors import resolve_extractor
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.modes import mode_coverage
 
+# How many images the validation FID's extractor takes at a time: memory only, the features do
+# not depend on it. Not a setting (callbacks.validation_fid has no key for it); the evaluation's
+# own is eval.fidelity_batch_size.
+FEATURE_BATCH_SIZE = 256
+
 # data set name -> check(samples) -> {metric: value}; one explicit registry.
 CHECKS: dict[str, Callable[[torch.Tensor], dict[str, float]]] = {
     "8gaussians": mode_coverage,
@@ -109,7 +114,12 @@ class ValidationFID(_AtFirstValidationBatch):
         if self._reference is None:
             datamodule = trainer.datamodule
             extractor = resolve_extractor(datamodule, self.cache_dir, inception_download=False)
-            self._features = FeatureSet(extractor, device=pl_module.device)
+            self._features = FeatureSet(
+                extractor,
+                device=pl_module.device,
+                batch_size=FEATURE_BATCH_SIZE,
+                cache_dir=self.cache_dir,
+            )
             val = datamodule.split("val")[0][: self.max_reference_samples]
             self.reference_examples = len(val)
             layer = self._features.layers["fid"]

@@ -83,7 +83,9 @@ class GAN(GenerativeModule):
             self.discriminator = DCGANDiscriminator(c, h, hidden, spectral_norm)
         else:
             self.latent_dim = points_latent_dim
-            self.generator = mlp(points_latent_dim, s.num_dims, points_hidden)
+            # Three hidden layers each, as in every recorded run (no YAML key: one would change
+            # every GAN run's config hash).
+            self.generator = mlp(points_latent_dim, s.num_dims, points_hidden, layers=3)
             self.discriminator = MLPDiscriminator(s.num_dims, points_hidden, 3, spectral_norm)
         self._d_updates = 0
 

@@ -49,8 +49,10 @@ class VAE(GenerativeModule):
             self.decoder = ConvDecoder(latent_dim, h, c * self.head.num_params, hidden)
         else:
             d = s.num_dims
-            self.encoder = mlp(d, 2 * latent_dim, points_hidden)
-            self.decoder = mlp(latent_dim, 2 * d, points_hidden)
+            # Three hidden layers, as in every recorded run (no YAML key: one would change
+            # every VAE run's config hash).
+            self.encoder = mlp(d, 2 * latent_dim, points_hidden, layers=3)
+            self.decoder = mlp(latent_dim, 2 * d, points_hidden, layers=3)
 
     # --- model pieces ---------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -89,7 +89,7 @@ class DiscretizedLogisticMixtureHead:
         return unit_to_levels(y, self.num_levels)
 
 
-def make_head(kind: str, num_levels: int, num_mixtures: int = 5):
+def make_head(kind: str, num_levels: int, num_mixtures: int):
     """The discrete output head named `kind` ('categorical' or 'logistic_mixture')."""
     if kind == "categorical":
         return CategoricalHead(num_levels)

@@ -125,7 +125,7 @@ class Squeeze(nn.Module):
         return x.reshape(b, c4 // 4, 2 * h, 2 * w)
 
 
-def conv_coupling_net(channels: int, hidden: int, depth: int = 1) -> nn.Sequential:
+def conv_coupling_net(channels: int, hidden: int, depth: int) -> nn.Sequential:
     """(B, C, H, W) -> (B, 2C, H, W); the last conv starts at zero so the coupling starts at id."""
     mods: list[nn.Module] = [nn.Conv2d(channels, hidden, 3, padding=1), nn.ReLU()]
     for _ in range(depth):

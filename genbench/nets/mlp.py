@@ -10,7 +10,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 
 def mlp(
-    in_dim: int, out_dim: int, hidden: int = 256, layers: int = 3, act: type[nn.Module] = nn.SiLU
+    in_dim: int, out_dim: int, hidden: int, layers: int, act: type[nn.Module] = nn.SiLU
 ) -> nn.Sequential:
     """`layers` hidden layers of width `hidden`, then a linear output."""
     mods: list[nn.Module] = []

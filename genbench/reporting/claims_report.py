@@ -62,8 +62,9 @@ def _unique_by_budget(records: list[dict]) -> list[dict]:
     return out
 
 
-def load(source: Source, root: Path = Path("."), resamples: int = RESAMPLES) -> Evidence | None:
-    """The source's Evidence, or None where its runs folder is absent."""
+def load(source: Source, root: Path, resamples: int = RESAMPLES) -> Evidence | None:
+    """The source's Evidence (its runs under `root`, the repository), or None where its runs
+    folder is absent."""
     if not (root / source.runs).is_dir():
         return None
     runs = defaultdict(list)
@@ -209,9 +210,10 @@ def rule_text() -> str:
 
 
 def report(
-    sources=SOURCES, root: Path = Path("."), claims=CLAIMS, resamples: int = RESAMPLES
+    root: Path, sources=SOURCES, claims=CLAIMS, resamples: int = RESAMPLES
 ) -> tuple[str, list[Assessment]]:
-    """The markdown of docs/claims.md and every Assessment behind it."""
+    """The markdown of docs/claims.md and every Assessment behind it, from the runs under
+    `root` (the repository)."""
     loaded = [(s, load(s, root, resamples)) for s in sources]
     lines = [
         "# The lesson's claims, measured",

@@ -53,7 +53,7 @@ def unfinished(root: str | Path) -> list[str]:
     return out
 
 
-def record_from_wandb(summary: dict, name: str = "") -> dict:
+def record_from_wandb(summary: dict, name: str) -> dict:
     """A results record rebuilt from a W&B run summary (as loggers.wandb_summary writes it):
     every logged key of the registry (core/keys.py) as its declared type; null where the run
     has none."""

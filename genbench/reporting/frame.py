@@ -48,7 +48,7 @@ def _flat(rec: dict) -> dict:
     return row
 
 
-def load_results(source: str = "outputs", completed_only: bool = False):
+def load_results(source: str, completed_only: bool = False):
     """A pandas DataFrame with one row per run (and the real-data floor, external samples)
     under `source`: a folder searched for results.json and floor.json,
     "wandb-offline://folder" or "wandb://entity/project". Files that cannot be read are
@@ -97,7 +97,7 @@ def load_results(source: str = "outputs", completed_only: bool = False):
     return df
 
 
-def expand(df, key: str = "curve"):
+def expand(df, key: str):
     """One row per point of the nested metric `key` (NESTED_KEYS) of every run in `df`
     (load_results): the run's identity columns and path, then the point's own fields (for the
     curve: sampler, nfe, fid, fid_ci, ...; for the ladder: temperatures, log_z, ...)."""

@@ -49,8 +49,8 @@ def probe_flops(
     module: L.LightningModule,
     make_datamodule: Callable[[], L.LightningDataModule],
     batches: int,
-    accelerator: str = "cpu",
-    precision: str = "32-true",
+    accelerator: str,
+    precision: str,
 ) -> StepCost:
     """FLOPs and optimiser steps per training batch, from `batches` batches of a copy of
     `module` on a fresh data module (the run itself is untouched, except for the global RNG,

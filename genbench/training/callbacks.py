@@ -20,7 +20,7 @@ class DivergenceMonitor(L.Callback):
     writes status "diverged" instead of evaluating NaN weights.
     """
 
-    def __init__(self, check_params_every_n_steps: int = 50):
+    def __init__(self, check_params_every_n_steps: int):
         self.every = check_params_every_n_steps
         self.diverged_at_step: int | None = None
         self.reason: str | None = None
@@ -81,7 +81,7 @@ class RNGStateCheckpoint(L.Callback):
     training draws the same noise however often it validates.
     """
 
-    def __init__(self, validation_seed: int = 0):
+    def __init__(self, validation_seed: int):
         self.validation_seed = validation_seed
         self._pending: dict | None = None
         self._training_rng: tuple | None = None

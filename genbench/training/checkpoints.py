@@ -35,7 +35,7 @@ class BestCheckpoint(ModelCheckpoint):
     or val/fid for a family without a likelihood); with monitor="auto" that metric is read from
     the module at setup. A family whose monitor is None gets no best checkpoint."""
 
-    def __init__(self, monitor: str = "auto", **kwargs):
+    def __init__(self, monitor: str, **kwargs):
         super().__init__(monitor=None if monitor == "auto" else monitor, **kwargs)
         self._auto = monitor == "auto"
 

@@ -11,21 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.data import (
-    CIFAR10DataModule,
-    DigitsDataModule,
-    FashionMNISTDataModule,
-    ImageFolderDataModule,
-    MNISTDataModule,
-    Toy2DDataModule,
-)
 from genbench.data.toy2d import TOY_DENSITIES
+from tests.conftest import datamodule
 
 
 def test_digits_split_and_levels():
     from sklearn.datasets import load_digits
 
-    dm = DigitsDataModule(batch_size=64)
+    dm = datamodule("digits", batch_size=64)
     sizes = {s: len(dm.split(s)[0]) for s in ("train", "val", "test")}
     assert sizes == {"train": 1000, "val": 350, "test": 447}
     x, y = dm.split("test")
@@ -40,7 +33,7 @@ def test_digits_split_and_levels():
 
 @pytest.mark.parametrize("name", sorted(TOY_DENSITIES))
 def test_toy_splits_fixed_seed_and_distinct(name):
-    a, b = Toy2DDataModule(name=name, num_train=500), Toy2DDataModule(name=name, num_train=500)
+    a, b = (datamodule("moons", name=name, num_train=500) for _ in range(2))
     assert torch.equal(a.split("train")[0], b.split("train")[0])
     assert not torch.equal(a.split("val")[0][:100], a.split("test")[0][:100])
     x = a.split("train")[0]
@@ -49,7 +42,7 @@ def test_toy_splits_fixed_seed_and_distinct(name):
 
 def test_unknown_toy_names_choices():
     with pytest.raises(ValueError, match=r"unknown toy density 'ring'.*moons"):
-        Toy2DDataModule(name="ring")
+        datamodule("moons", name="ring")
 
 
 def _write_idx(path, array: np.ndarray) -> None:
@@ -59,10 +52,8 @@ def _write_idx(path, array: np.ndarray) -> None:
         f.write(array.astype(np.uint8).tobytes())
 
 
-@pytest.mark.parametrize(
-    "cls,folder", [(MNISTDataModule, "MNIST"), (FashionMNISTDataModule, "FashionMNIST")]
-)
-def test_mnist_like_reads_idx_files(tmp_path, cls, folder):
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_like_reads_idx_files(tmp_path, name, folder):
     raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -71,16 +62,16 @@ def test_mnist_like_reads_idx_files(tmp_path, cls, folder):
     _write_idx(raw / "train-labels-idx1-ubyte", rng.integers(0, 10, 30))
     _write_idx(raw / "t10k-images-idx3-ubyte", test_x)
     _write_idx(raw / "t10k-labels-idx1-ubyte", rng.integers(0, 10, 7))
-    dm = cls(root=str(tmp_path), download=False, num_val=5)
+    dm = datamodule(name, root=str(tmp_path), download=False, num_val=5)
     assert [len(dm.split(s)[0]) for s in ("train", "val", "test")] == [25, 5, 7]
     assert torch.equal(dm.split("test")[0][:, 0], torch.from_numpy(test_x))
     assert torch.equal(dm.split("val")[0][:, 0], torch.from_numpy(train_x[-5:]))
     assert dm.spec.shape == (1, 28, 28) and dm.spec.num_levels == 256
 
 
-@pytest.mark.parametrize("cls", [MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule])
-def test_missing_files_error_names_path_and_flag(tmp_path, cls):
-    dm = cls(root=str(tmp_path / "nowhere"), download=False, num_val=5)
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_missing_files_error_names_path_and_flag(tmp_path, name):
+    dm = datamodule(name, root=str(tmp_path / "nowhere"), download=False, num_val=5)
     with pytest.raises(FileNotFoundError) as e:
         dm.setup()
     msg = str(e.value)
@@ -96,7 +87,7 @@ def test_cifar10_reads_python_pickles(tmp_path):
         batches[name] = rng.integers(0, 256, (4, 3072)).astype(np.uint8)
         with open(folder / name, "wb") as f:
             pickle.dump({"data": batches[name], "labels": list(range(4))}, f)
-    dm = CIFAR10DataModule(root=str(tmp_path), download=False, num_val=4)
+    dm = datamodule("cifar10", root=str(tmp_path), download=False, num_val=4)
     x, y = dm.split("test")
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.long
     assert torch.equal(x.reshape(4, -1), torch.from_numpy(batches["test_batch"]).long())
@@ -113,20 +104,25 @@ def test_image_folder_resizes_and_splits(tmp_path):
         for i in range(10):
             arr = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
             Image.fromarray(arr).save(tmp_path / cls / f"{i}.png")
-    dm = ImageFolderDataModule(
-        root=str(tmp_path), image_size=16, channels=3, val_fraction=0.2, test_fraction=0.2
+    dm = datamodule(
+        "image_folder",
+        root=str(tmp_path),
+        image_size=16,
+        channels=3,
+        val_fraction=0.2,
+        test_fraction=0.2,
     )
     sizes = [len(dm.split(s)[0]) for s in ("train", "val", "test")]
     assert sizes == [12, 4, 4]
     x = dm.split("train")[0]
     assert x.shape == (12, 3, 16, 16) and x.dtype == torch.long and x.max() < 256
-    gray = ImageFolderDataModule(root=str(tmp_path), image_size=8, channels=1)
+    gray = datamodule("image_folder", root=str(tmp_path), image_size=8, channels=1)
     assert gray.split("test")[0].shape[1:] == (1, 8, 8)
 
 
 def test_image_folder_missing_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        ImageFolderDataModule(root=str(tmp_path / "none")).setup()
+        datamodule("image_folder", root=str(tmp_path / "none")).setup()
 
 
 def _mnist_files(root, n_train=30, n_test=7):
@@ -166,7 +162,7 @@ def test_bad_idx_files_give_one_line_errors_naming_the_file(tmp_path, file, how,
     else:
         _spoil(raw / file, how)
     with pytest.raises((ValueError, FileNotFoundError)) as e:
-        MNISTDataModule(root=str(tmp_path), download=False, num_val=5).setup()
+        datamodule("mnist", root=str(tmp_path), download=False, num_val=5).setup()
     msg = str(e.value)
     assert file in msg and expect in msg and "\n" not in msg
 
@@ -175,7 +171,7 @@ def test_images_and_labels_of_different_counts_are_refused(tmp_path):
     raw = _mnist_files(tmp_path)
     _write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(6, dtype=np.int64))
     with pytest.raises(ValueError, match=r"7 images.*t10k-labels-idx1-ubyte' 6 labels"):
-        MNISTDataModule(root=str(tmp_path), download=False, num_val=5).setup()
+        datamodule("mnist", root=str(tmp_path), download=False, num_val=5).setup()
 
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -188,15 +184,13 @@ needs_mnist = pytest.mark.skipif(
 @needs_mnist
 def test_real_mnist_files_through_the_data_module():
     """The shared copy of MNIST: counts, first labels and class counts as its README states."""
-    dm = MNISTDataModule(root=str(SHARED), download=False, num_val=5000)
+    dm = datamodule("mnist", root=str(SHARED), download=False)  # the benchmark's 5000 val
     (x, y), (xv, yv), (xt, yt) = (dm.split(s) for s in ("train", "val", "test"))
     assert (len(x), len(xv), len(xt)) == (55000, 5000, 10000)
     assert y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     counts = torch.bincount(torch.cat([y, yv]), minlength=10).tolist()
     assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert x.dtype == torch.long and x.shape[1:] == (1, 28, 28) and x.max() == 255
-    sub = MNISTDataModule(
-        root=str(SHARED), download=False, num_val=5000, num_train=512, num_test=256
-    )
+    sub = datamodule("mnist", root=str(SHARED), download=False, num_train=512, num_test=256)
     assert [len(sub.split(s)[0]) for s in ("train", "val", "test")] == [512, 5000, 256]
     assert torch.equal(sub.split("train")[0], x[:512])

@@ -21,7 +21,8 @@ from genbench.evaluation.bootstrap import (
     percentile_interval,
     resample_indices,
 )
-from genbench.evaluation.sample_metrics import fidelity_from_features
+from genbench.evaluation.sample_metrics import fidelity_from_features, metric_options
+from tests.conftest import eval_settings
 
 LAYERS = {"fid": "f", "kid": "f", "prc": "f"}
 
@@ -167,24 +168,33 @@ def test_intervals_cover_the_estimates_and_narrow_like_one_over_sqrt_n(seed):
 
 def test_interval_keys_from_features():
     gen, ref = gaussian(300, 4, 0.3, 0).float(), gaussian(300, 4, 0.0, 1).float()
-    kw = dict(kid_subsets=5, kid_subset_size=100, seed=2)
-    m = fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, bootstrap_resamples=100, **kw)
+
+    def metrics(resamples: int) -> dict:
+        s = eval_settings(
+            kid_subsets=5,
+            kid_subset_size=100,
+            bootstrap_resamples=resamples,
+            ci_level=0.95,  # the interval by hand below
+            ci_method="normal",
+        )
+        return fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, seed=2, **metric_options(s))
+
+    m = metrics(100)
     idx = resample_indices(300, 100, 2)
     values = kid_of_resamples(gen, ref, idx)
     expected = bootstrap_interval(values, m["kid_mean"], 0.95, "normal")
     assert m["kid_ci"] == pytest.approx(expected, rel=1e-12)
     half = 1.959963984540054 * values.std().item()  # the normal interval, by hand
     assert m["kid_ci"] == pytest.approx([m["kid_mean"] - half, m["kid_mean"] + half], rel=1e-9)
-    none = fidelity_from_features({"f": gen}, {"f": ref}, LAYERS, bootstrap_resamples=0, **kw)
+    none = metrics(0)
     assert none["fid_ci"] is None and none["kid_ci"] is None and none["fid"] == m["fid"]
 
 
 def test_bootstrap_fid_of_identical_sets_is_near_zero():
     n, d = 1000, 8
     x = gaussian(n, d, 0.0, 0).float()
-    m = fidelity_from_features(
-        {"f": x}, {"f": x}, LAYERS, kid_subsets=5, bootstrap_resamples=200, ci_method="percentile"
-    )
+    s = eval_settings(kid_subsets=5, bootstrap_resamples=200, ci_method="percentile")
+    m = fidelity_from_features({"f": x}, {"f": x}, LAYERS, seed=0, **metric_options(s))
     assert abs(m["fid"]) < 1e-6
     # Resampling noise alone, for S = I: tr(S)/n from the means plus about (d^2 + d)/(4n) from
     # the covariances, 0.026 on average: a fraction of the FID of a 0.2 shift (8 * 0.2^2 = 0.32).

@@ -18,26 +18,31 @@ from scipy.special import log_softmax, softmax
 
 from genbench.core.hashing import file_hash, tensor_hash
 from genbench.core.spec import DataSpec
-from genbench.data import DigitsDataModule, TensorDataModule, Toy2DDataModule
+from genbench.data import DigitsDataModule, TensorDataModule
 from genbench.evaluation import classifier as clf
 from genbench.evaluation import extractors as ex
 from genbench.evaluation import inception
-from genbench.evaluation.features import TensorSamples, reference_cache_name
+from genbench.evaluation.features import FeatureSet, TensorSamples, reference_cache_name
 from genbench.evaluation.reference import RealData
 from genbench.evaluation.sample_metrics import compute_fidelity, score_samples
-from tests.conftest import eval_settings
+from tests.conftest import datamodule, eval_settings, extractor, fidelity_kwargs, loader_settings
 
 SEED = 7
 
 
+def moons():
+    """A small moons data set (conf/dataset/moons.yaml, fewer examples)."""
+    return datamodule("moons", num_train=500, num_val=10, num_test=400, seed=3)
+
+
 @pytest.fixture(scope="module")
 def digits():
-    return DigitsDataModule()
+    return datamodule("digits")
 
 
 @pytest.fixture(scope="module")
 def classifier(digits):
-    return ex.resolve_extractor(digits, cache_dir="/nonexistent")  # shipped: no cache needed
+    return extractor(digits, eval_settings(cache_dir="/nonexistent"))  # shipped: no cache needed
 
 
 def classifier_features(extractor, x):
@@ -96,8 +101,9 @@ def precision_recall(gen, real, k):
 def test_digits_metrics_equal_direct_computation(digits, classifier):
     gen = digits.split("train")[0][:300]
     real = digits.split("test")[0]
-    kw = dict(kid_subsets=5, kid_subset_size=100, isc_splits=4, prc_neighborhood=3, seed=SEED)
-    m = compute_fidelity(gen, real, classifier, bootstrap_resamples=0, **kw)
+    kw = dict(kid_subsets=5, kid_subset_size=100, isc_splits=4, prc_neighborhood=3)
+    settings = eval_settings(bootstrap_resamples=0, **kw)
+    m = compute_fidelity(gen, real, classifier, seed=SEED, **fidelity_kwargs(settings))
 
     fg, lg = classifier_features(classifier, gen)
     fr, _ = classifier_features(classifier, real)
@@ -117,7 +123,8 @@ def test_digits_metrics_equal_direct_computation(digits, classifier):
 
 def test_identical_sets_score_perfectly(digits, classifier):
     x = digits.split("test")[0]
-    m = compute_fidelity(x, x, classifier, kid_subsets=3, kid_subset_size=100)
+    settings = eval_settings(kid_subsets=3, kid_subset_size=100)
+    m = compute_fidelity(x, x, classifier, seed=SEED, **fidelity_kwargs(settings))
     fr, _ = classifier_features(classifier, x)
     assert abs(m["fid"]) < 1e-6 * np.trace(np.cov(fr, rowvar=False))
     assert m["precision"] == 1.0 and m["recall"] == 1.0 and m["coverage"] == 1.0
@@ -127,23 +134,24 @@ def test_identical_sets_score_perfectly(digits, classifier):
 def test_metrics_equal_torch_fidelity_calculate_metrics(digits, classifier, points):
     """Features once + torch-fidelity's feature-level functions == its all-in-one entry point."""
     if points:
-        dm = Toy2DDataModule(name="moons", num_train=300, num_val=10, num_test=250, seed=3)
-        extractor, gen, real = ex.resolve_extractor(dm), dm.split("train")[0], dm.split("test")[0]
+        dm = datamodule("moons", num_train=300, num_val=10, num_test=250, seed=3)
+        features, gen, real = extractor(dm), dm.split("train")[0], dm.split("test")[0]
     else:
-        extractor, gen, real = classifier, digits.split("train")[0][:300], digits.split("test")[0]
+        features, gen, real = classifier, digits.split("train")[0][:300], digits.split("test")[0]
     kw = dict(kid_subsets=7, kid_subset_size=200, isc_splits=4, prc_neighborhood=3)
-    ours = compute_fidelity(gen, real, extractor, seed=SEED, bootstrap_resamples=0, **kw)
+    settings = eval_settings(bootstrap_resamples=0, **kw)
+    ours = compute_fidelity(gen, real, features, seed=SEED, **fidelity_kwargs(settings))
     theirs = torch_fidelity.calculate_metrics(
-        input1=TensorSamples(extractor.prepare(gen)),
-        input2=TensorSamples(extractor.prepare(real)),
+        input1=TensorSamples(features.prepare(gen)),
+        input2=TensorSamples(features.prepare(real)),
         cache=False,
         cuda=False,
-        feature_extractor=extractor.name,
-        feature_extractor_weights_path=extractor.weights_path,
+        feature_extractor=features.name,
+        feature_extractor_weights_path=features.weights_path,
         fid=True,
         kid=True,
         prc=True,
-        isc=extractor.has_logits,
+        isc=features.has_logits,
         rng_seed=SEED,
         save_cpu_ram=True,
         verbose=False,
@@ -158,13 +166,14 @@ def test_metrics_equal_torch_fidelity_calculate_metrics(digits, classifier, poin
         torch_fidelity.KEY_METRIC_ISC_MEAN: "is_mean",
         torch_fidelity.KEY_METRIC_ISC_STD: "is_std",
     }
-    assert len(theirs) == (8 if extractor.has_logits else 6)  # + f_score
+    assert len(theirs) == (8 if features.has_logits else 6)  # + f_score
     for key, value in theirs.items():
         if key in names:
             assert ours[names[key]] == pytest.approx(value, rel=1e-12), key
 
 
 def test_extractors_are_registered_by_resolve_extractor_not_by_import():
+    s = eval_settings()
     code = (
         "from types import SimpleNamespace\n"
         "from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY as R\n"
@@ -172,7 +181,8 @@ def test_extractors_are_registered_by_resolve_extractor_not_by_import():
         "from genbench.evaluation import extractors as ex\n"
         "assert not set(ex.GENBENCH_EXTRACTORS) & set(R), 'registered on import'\n"
         "spec = DataSpec(name='p', kind='points', shape=(2,), num_levels=None)\n"
-        "ex.resolve_extractor(SimpleNamespace(spec=spec, feature_extractor=None))\n"
+        "ex.resolve_extractor(SimpleNamespace(spec=spec, feature_extractor=None), "
+        f"{s.cache_dir!r}, inception_download={s.inception_download})\n"
         "assert set(ex.GENBENCH_EXTRACTORS) <= set(R)\n"
         "ex.register_extractors()  # again: a no-op\n"
     )
@@ -181,30 +191,27 @@ def test_extractors_are_registered_by_resolve_extractor_not_by_import():
 
 
 def test_points_use_raw_coordinates_and_have_no_inception_score():
-    dm = Toy2DDataModule(name="moons", num_train=500, num_val=10, num_test=400, seed=3)
-    extractor = ex.resolve_extractor(dm)
-    assert extractor.kind == "coords" and not extractor.has_logits
+    dm = moons()
+    coords = extractor(dm)
+    assert coords.kind == "coords" and not coords.has_logits
     gen, real = dm.split("train")[0], dm.split("test")[0]
-    m = compute_fidelity(
-        gen, real, extractor, kid_subsets=4, kid_subset_size=200, seed=SEED, bootstrap_resamples=0
-    )
+    kw = fidelity_kwargs(eval_settings(kid_subsets=4, kid_subset_size=200, bootstrap_resamples=0))
+    m = compute_fidelity(gen, real, coords, seed=SEED, **kw)
     a, b = gen.double().numpy(), real.double().numpy()
     assert m["fid"] == pytest.approx(frechet(a, b), rel=1e-4)
     assert m["kid_mean"] == pytest.approx(kid(a, b, 4, 200, SEED)[0], rel=1e-4)
     assert m["is_mean"] is None and m["is_std"] is None
-    assert (m["precision"], m["recall"]) == pytest.approx(precision_recall(a, b, 3), abs=1e-6)
+    pr = precision_recall(a, b, kw["prc_neighborhood"])
+    assert (m["precision"], m["recall"]) == pytest.approx(pr, abs=1e-6)
 
 
 def test_reference_statistics_are_cached_and_keyed_by_weights(digits, classifier, tmp_path):
     gen, real = digits.split("train")[0][:200], digits.split("test")[0]
     name = reference_cache_name("digits", "test", real, classifier)
-    kw = dict(
-        reference_name=name,
-        cache_dir=tmp_path,
-        kid_subsets=2,
-        kid_subset_size=100,
-        bootstrap_resamples=0,
+    settings = eval_settings(
+        cache_dir=str(tmp_path), kid_subsets=2, kid_subset_size=100, bootstrap_resamples=0
     )
+    kw = dict(reference_name=name, seed=SEED, **fidelity_kwargs(settings))
     seen = ex.ClassifierFeatureExtractor.examples_seen
     first = compute_fidelity(gen, real, classifier, **kw)
     assert ex.ClassifierFeatureExtractor.examples_seen - seen == len(gen) + len(real)
@@ -272,14 +279,14 @@ class SmallDigits(DigitsDataModule):
 
 def test_classifier_trained_on_first_use_and_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(clf, "train_classifier", _quick(clf.train_classifier))
-    dm = SmallDigits()
+    dm = SmallDigits(**loader_settings())
     path = clf.classifier_weights(dm, tmp_path)
     assert path.parent == tmp_path / "classifiers" and path.is_file()
     assert clf.load_classifier(path)["meta"]["epochs"] == 3  # trained by the patched function
     mtime = path.stat().st_mtime_ns
     assert clf.classifier_weights(dm, tmp_path) == path and path.stat().st_mtime_ns == mtime
-    extractor = ex.resolve_extractor(dm, tmp_path)
-    assert extractor.weights_path == str(path) and extractor.has_logits
+    resolved = extractor(dm, eval_settings(cache_dir=str(tmp_path)))
+    assert resolved.weights_path == str(path) and resolved.has_logits
 
 
 def _quick(train):
@@ -293,7 +300,7 @@ def test_a_first_use_inside_a_validation_trains_the_classifier_and_leaves_the_rn
     """The GAN's validation FID can be the first use of a data set's classifier: it is trained
     there, in inference mode (a MNIST subset's GAN failed with 'does not require grad'), and the
     run's global RNG is what it was (the training that follows draws the same noise)."""
-    x, y = SmallDigits().split("train")
+    x, y = SmallDigits(**loader_settings()).split("train")
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -337,29 +344,8 @@ def random_inception_weights(tmp_path_factory):
 
 @pytest.mark.slow  # ~15 s CPU: 10 images through InceptionV3 at 299x299
 def test_inception_path_end_to_end(random_inception_weights, tmp_path):
-    dm = RandomRGB()
+    dm = RandomRGB(**loader_settings())
     assert dm.feature_extractor == "inception"
-    extractor = ex.resolve_extractor(dm, tmp_path, inception_path=random_inception_weights)
-    assert extractor.name == "inception-v3-compat" and extractor.weights_hash == file_hash(
-        random_inception_weights
-    )
-    x = extractor.prepare(dm.split("test")[0])
-    assert x.dtype == torch.uint8 and x.shape == (5, 3, 16, 16)
-    m = compute_fidelity(
-        dm.split("train")[0],
-        dm.split("test")[0],
-        extractor,
-        reference_name=reference_cache_name("random_rgb", "test", dm.split("test")[0], extractor),
-        cache_dir=tmp_path,
-        batch_size=10,
-        kid_subsets=2,
-        isc_splits=1,
-        density_coverage_k=2,
-        bootstrap_resamples=20,
-    )
-    assert all(np.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
-    assert all(np.isfinite(m[k]).all() for k in ("fid_ci", "kid_ci", "density", "coverage"))
-    # the whole sample evaluation: memorisation in Inception space and in pixels
     settings = eval_settings(
         cache_dir=str(tmp_path),
         inception_weights=str(random_inception_weights),
@@ -371,6 +357,25 @@ def test_inception_path_end_to_end(random_inception_weights, tmp_path):
         ct_cells=2,
         ct_min_generated=1,
     )
+    inception_v3 = extractor(dm, settings)
+    assert inception_v3.name == "inception-v3-compat" and inception_v3.weights_hash == file_hash(
+        random_inception_weights
+    )
+    x = inception_v3.prepare(dm.split("test")[0])
+    assert x.dtype == torch.uint8 and x.shape == (5, 3, 16, 16)
+    m = compute_fidelity(
+        dm.split("train")[0],
+        dm.split("test")[0],
+        inception_v3,
+        reference_name=reference_cache_name(
+            "random_rgb", "test", dm.split("test")[0], inception_v3
+        ),
+        seed=SEED,
+        **fidelity_kwargs(settings),
+    )
+    assert all(np.isfinite(m[k]) for k in ("fid", "kid_mean", "is_mean", "precision", "recall"))
+    assert all(np.isfinite(m[k]).all() for k in ("fid_ci", "kid_ci", "density", "coverage"))
+    # the whole sample evaluation: memorisation in Inception space and in pixels
     m = score_samples(dm.split("train")[0], RealData(dm, settings), seed=0)
     assert m["fidelity_extractor"] == "inception"
     for suffix in ("", "_pixels"):  # the samples are the training images: copies
@@ -385,7 +390,7 @@ def test_missing_inception_weights_say_which_file_goes_where(tmp_path, monkeypat
     assert "\n" not in msg and str(inception.inception_hub_path()) in msg
     assert "weights-inception-2015-12-05-6726825d.pth" in msg and "eval.inception_weights" in msg
     with pytest.raises(FileNotFoundError, match="eval.inception_weights"):
-        inception.inception_weights(tmp_path / "nope.pth")
+        inception.inception_weights(tmp_path / "nope.pth", download=False)
 
 
 def test_grayscale_levels_map_to_uint8_rgb():
@@ -396,19 +401,17 @@ def test_grayscale_levels_map_to_uint8_rgb():
 
 def test_class_coverage_counts_match_direct_classification():
     """Class counts from the logits the features hold equal the classifier run directly."""
-    from genbench.data import DigitsDataModule
     from genbench.evaluation.classifier import build_classifier, load_classifier
-    from genbench.evaluation.extractors import resolve_extractor
-    from genbench.evaluation.features import FeatureSet
     from genbench.evaluation.sample_metrics import class_coverage
 
-    dm = DigitsDataModule()
-    extractor = resolve_extractor(dm)
+    dm = datamodule("digits")
+    s = eval_settings()
+    resolved = extractor(dm, s)
     test = dm.split("test")[0]
-    net, k = build_classifier(load_classifier(extractor.weights_path))
+    net, k = build_classifier(load_classifier(resolved.weights_path))
     with torch.no_grad():
         direct = torch.bincount(net(test.float() / (k - 1))[1].argmax(1), minlength=10)
-    features = FeatureSet(extractor)
+    features = FeatureSet(resolved, batch_size=s.fidelity_batch_size, cache_dir=s.cache_dir)
     logits = features(test)[features.layers["isc"]]
     same = class_coverage(logits, direct)
     assert same["class_counts"] == direct.tolist()
@@ -421,10 +424,9 @@ def test_class_coverage_counts_match_direct_classification():
 def test_floor_scores_validation_images_against_the_models_training_set():
     """The floor's memorisation set is real images never trained on (the validation split), as
     many as the models score, against the whole training split, as the models' samples are."""
-    from genbench.data import DigitsDataModule
     from genbench.evaluation.floor import floor_sets
 
-    dm = DigitsDataModule()
+    dm = datamodule("digits")
     sets = floor_sets(dm, num_samples=1000, memorisation_samples=300, seed=0)
     assert torch.equal(sets["generated"], dm.split("val")[0][:300])
     assert len(sets["fidelity"]) == 1000  # all of train, permuted
@@ -464,6 +466,7 @@ def test_the_reference_cache_changes_no_metric(digits, tmp_path):
     assert cold["ct_score_pixels"] == pytest.approx(direct, rel=1e-6)
     real = RealData(digits, settings)
     layer = real.features.layers["fid"]
-    dc = density_coverage(real.features(noisy)[layer], real.test_features[layer], 5)
+    k = settings.density_coverage_k
+    dc = density_coverage(real.features(noisy)[layer], real.test_features[layer], k)
     assert cold["density"] == pytest.approx(dc["density"], rel=1e-6)
     assert cold["coverage"] == pytest.approx(dc["coverage"], rel=1e-6)

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from genbench.data import DigitsDataModule
 from genbench.evaluation.likelihood import BitsPerDim, bits_per_dim, evaluate_nll
 from genbench.families.base import GenerativeModule
+from tests.conftest import datamodule
 
 
 class UniformImageModel(GenerativeModule):
@@ -40,8 +40,8 @@ def test_bits_per_dim_by_hand():
 
 
 def test_uniform_model_scores_log2_k_over_whole_test_split():
-    dm = DigitsDataModule(eval_batch_size=100)  # 447 examples -> 5 batches, last one partial
-    out = evaluate_nll(UniformImageModel(dm.spec), dm.test_dataloader())
+    dm = datamodule("digits", eval_batch_size=100)  # 447 examples -> 5 batches, last one partial
+    out = evaluate_nll(UniformImageModel(dm.spec), dm.test_dataloader(), seed=0)
     assert abs(out["nll_bpd"] - math.log2(17)) < 1e-6  # float32 NLLs
     assert out["nll_bpd_stderr"] < 1e-6
     per = out["per_example_bpd"]

@@ -9,13 +9,18 @@ import math
 import pytest
 import torch
 
-from genbench.data import DigitsDataModule, Toy2DDataModule
 from genbench.evaluation.density_coverage import density_coverage
 from genbench.evaluation.evaluate import evaluate
-from genbench.evaluation.memorisation import authenticity, ct_score, nn_copy_fraction
+from genbench.evaluation.memorisation import (
+    authenticity,
+    memorisation_metrics,
+    nn_copy_fraction,
+    train_reference,
+)
 from genbench.evaluation.neighbours import nearest
+from genbench.evaluation.reference import REFERENCE_SEED
 from genbench.families.base import GenerativeModule
-from tests.conftest import eval_settings
+from tests.conftest import datamodule, eval_settings
 
 
 def column(*values):
@@ -32,10 +37,23 @@ def test_ct_score_equals_hand_computation():
     z_a = (0 - 3 * 2 / 2 + 0.5) / math.sqrt(3 * 2 * (3 + 2 + 1) / 12)
     # B: gen .25 .5 1.5 .0625 vs test .25 .5 1 -> U = 0.5 + 1.5 + 3 + 0 = 5
     z_b = (5 - 4 * 3 / 2 + 0.5) / math.sqrt(4 * 3 * (4 + 3 + 1) / 12)
-    both = ct_score(gen, test, train, num_cells=2, min_generated=3)
-    assert both == pytest.approx((2 / 5) * z_a + (3 / 5) * z_b, abs=1e-12)
-    assert ct_score(gen, test, train, num_cells=2, min_generated=4) == pytest.approx(z_b)
-    assert ct_score(gen, test, train, num_cells=2, min_generated=5) is None
+    reference = train_reference(test, train, 2, REFERENCE_SEED)
+    copy_percentile = eval_settings().copy_percentile  # nn_copy_fraction's, not C_T's
+
+    def ct_score(min_generated: int) -> float | None:
+        m = memorisation_metrics(
+            gen,
+            test,
+            train,
+            reference,
+            copy_percentile=copy_percentile,
+            ct_min_generated=min_generated,
+        )
+        return m["ct_score"]
+
+    assert ct_score(3) == pytest.approx((2 / 5) * z_a + (3 / 5) * z_b, abs=1e-12)
+    assert ct_score(4) == pytest.approx(z_b)
+    assert ct_score(5) is None
 
 
 def test_authenticity_and_copy_fraction_equal_hand_computation():
@@ -104,7 +122,7 @@ FAST = dict(
 
 @pytest.fixture(scope="module")
 def digits():
-    return DigitsDataModule()
+    return datamodule("digits")
 
 
 def test_jittered_training_images_are_flagged_and_test_images_are_not(digits, tmp_path):
@@ -128,7 +146,7 @@ def test_jittered_training_images_are_flagged_and_test_images_are_not(digits, tm
 
 
 def test_points_through_evaluate_have_feature_space_memorisation_only(tmp_path):
-    dm = Toy2DDataModule(name="moons", num_train=1000, num_val=10, num_test=400, seed=3)
+    dm = datamodule("moons", num_train=1000, num_val=10, num_test=400, seed=3)
     model = Replay(dm.spec, dm.split("train")[0], jitter=False)  # exact copies
     m = evaluate(model, dm, tmp_path, eval_settings(**FAST))
     assert m["fidelity_extractor"] == "coords" and m["is_mean"] is None

@@ -9,6 +9,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from genbench.core.spec import DataSpec
@@ -23,12 +24,15 @@ from genbench.nets.flow_layers import (
     conv_coupling_net,
 )
 from genbench.nets.mlp import mlp
+from tests.conftest import CONF_DIR
 from tests.families.helpers import (
     build,
     build_for_spec,
     check_digits_beats_uniform,
     check_moons_density,
 )
+
+DEPTH = OmegaConf.load(f"{CONF_DIR}/model/flow.yaml").depth  # the coupling networks' depth
 
 
 def _randomise(module: nn.Module) -> nn.Module:
@@ -69,19 +73,23 @@ def _actnorm(c: int) -> ActNorm:
         (lambda: _randomise(InvConv1x1(3)), (2, 3, 2, 2)),
         (lambda: Squeeze(), (2, 2, 4, 4)),
         (
-            lambda: _randomise(AffineCoupling(conv_coupling_net(2, 8), 2, "checkerboard", 0)),
+            lambda: _randomise(
+                AffineCoupling(conv_coupling_net(2, 8, DEPTH), 2, "checkerboard", 0)
+            ),
             (2, 2, 4, 4),
         ),
         (
-            lambda: _randomise(AffineCoupling(conv_coupling_net(2, 8), 2, "checkerboard", 1)),
+            lambda: _randomise(
+                AffineCoupling(conv_coupling_net(2, 8, DEPTH), 2, "checkerboard", 1)
+            ),
             (2, 2, 3, 3),
         ),
         (
-            lambda: _randomise(AffineCoupling(conv_coupling_net(3, 8), 3, "channel", 0)),
+            lambda: _randomise(AffineCoupling(conv_coupling_net(3, 8, DEPTH), 3, "channel", 0)),
             (2, 3, 2, 2),
         ),
         (
-            lambda: _randomise(AffineCoupling(conv_coupling_net(4, 8), 4, "channel", 1)),
+            lambda: _randomise(AffineCoupling(conv_coupling_net(4, 8, DEPTH), 4, "channel", 1)),
             (2, 4, 2, 2),
         ),
         (lambda: _randomise(AffineCoupling(mlp(2, 4, 8, 2), 2, "alternate", 1)), (3, 2)),

@@ -103,7 +103,7 @@ def test_a_key_not_computed_is_null_in_the_summary_and_reads_back_null():
     summary = wandb_summary(record)
     assert summary["fid"] == 3.0 and summary["nfe"] == 1.0 and summary["fid_ci"] is None
     assert summary["test/fid_ci"] is None and "test/fid" not in summary  # history logs numbers
-    back = record_from_wandb(json.loads(json.dumps(summary)))
+    back = record_from_wandb(json.loads(json.dumps(summary)), "a-run")
     assert back["metrics"] == record["metrics"] and type(back["metrics"]["nfe"]) is int
 
 

@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -20,6 +21,11 @@ from tests.conftest import CONF_DIR, compose_config
 from tests.trainers import quiet_trainer
 
 B, D = 16, 12
+# Where the probe runs, as conf/hardware/cpu.yaml says a CPU run trains.
+CPU = {
+    k: OmegaConf.load(Path(CONF_DIR, "hardware", "cpu.yaml"))[k]
+    for k in ("accelerator", "precision")
+}
 
 
 class OneLinear(L.LightningModule):
@@ -42,7 +48,7 @@ class Data(L.LightningDataModule):
 
 
 def test_probe_counts_forward_and_backward_flops_exactly():
-    cost = probe_flops(OneLinear(), Data, batches=3)
+    cost = probe_flops(OneLinear(), Data, batches=3, **CPU)
     assert cost.flops_per_batch == 4 * B * D * D
     assert cost.steps_per_batch == 1.0
 
@@ -68,7 +74,7 @@ class TwoLayer(L.LightningModule):
 
 
 def test_probe_counts_a_two_layer_mlp_as_counted_by_hand():
-    cost = probe_flops(TwoLayer(), Data, batches=3)
+    cost = probe_flops(TwoLayer(), Data, batches=3, **CPU)
     forward = 2 * B * D * H + 2 * B * H * K
     backward = 2 * B * H * K + 2 * B * H * K + 2 * B * D * H
     assert cost.flops_per_batch == forward + backward == 4 * B * D * H + 6 * B * H * K
@@ -106,7 +112,7 @@ def test_budget_of_a_two_player_cycle_trains_the_flops_counted_by_hand():
     steps, whose train_flops (per-step cost x steps, as results.json reports it) are 2 cycles'
     FLOPs by hand."""
     cycle_flops = 8 * B * D * D + 4 * B * D * K
-    cost = probe_flops(TwoPlayers(), Data, batches=3)
+    cost = probe_flops(TwoPlayers(), Data, batches=3, **CPU)
     assert cost.flops_per_batch == cycle_flops / 2 and cost.steps_per_batch == 1.5
     budget = _budget(kind=BudgetKind.flops, flops=1.75 * cycle_flops, validations=1)
     limits = trainer_limits(budget, cost)
@@ -132,7 +138,7 @@ def test_probe_counts_its_batches_across_epochs_of_one_batch():
     previous = signal.signal(signal.SIGALRM, stop)
     signal.alarm(60)
     try:
-        cost = probe_flops(OneLinear(), OneBatchData, batches=3)
+        cost = probe_flops(OneLinear(), OneBatchData, batches=3, **CPU)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
@@ -142,7 +148,14 @@ def test_probe_counts_its_batches_across_epochs_of_one_batch():
 def test_gan_probe_counts_both_players(tmp_path):
     cfg = compose_config(["model=gan", "dataset=digits"], tmp_path)
     dm = instantiate(cfg.dataset)
-    cost = probe_flops(build_model(cfg.model, dm.spec), lambda: instantiate(cfg.dataset), 2)
+    hw = cfg.hardware
+    cost = probe_flops(
+        build_model(cfg.model, dm.spec),
+        lambda: instantiate(cfg.dataset),
+        2,
+        hw.accelerator,
+        hw.precision,
+    )
     assert cost.steps_per_batch == 2.0  # a discriminator and a generator step per batch
     assert cost.flops_per_batch > 0  # per step, by hand: the two-player test above
 
@@ -195,7 +208,14 @@ def test_every_model_config_trains_to_its_flop_budget_as_counted_over_the_real_f
     are is shown by hand on the tiny networks above."""
     cfg = compose_config([f"model={model}", "dataset=digits", "budget=flops"], tmp_path)
     module = build_model(cfg.model, instantiate(cfg.dataset).spec)
-    cost = probe_flops(module, lambda: instantiate(cfg.dataset), cfg.budget.probe_batches)
+    hw = cfg.hardware
+    cost = probe_flops(
+        module,
+        lambda: instantiate(cfg.dataset),
+        cfg.budget.probe_batches,
+        hw.accelerator,
+        hw.precision,
+    )
     batches = 2 * cfg.model.get("d_steps", 1)
     flops = (batches - 0.5) * cost.flops_per_batch
     budget = _budget(kind=BudgetKind.flops, flops=flops, validations=1)
