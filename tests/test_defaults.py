@@ -19,7 +19,7 @@ PACKAGE = ROOT / "genbench"
 # (file, function's qualified name) -> (its parameters whose default stays, why). Not a setting
 # of the YAML: a name the YAML also uses for something else.
 ALLOWED = {
-    ("genbench/core/progress.py", "Progress.__init__"): (
+    ("genbench/core/loop_progress.py", "Progress.__init__"): (
         ("every_s",),
         "the evaluation loops' log interval; callbacks.progress.every_s is the training bar's",
     ),
@@ -27,7 +27,7 @@ ALLOWED = {
         ("seed", "batch_size", "lr", "weight_decay"),
         "the feature classifier's own recipe (its shipped weights' hashes); the YAML's are a run's",
     ),
-    ("genbench/reporting/scaling.py", "bootstrap_fits"): (
+    ("genbench/reporting/scaling_fits.py", "bootstrap_fits"): (
         ("seed",),
         "the scaling fits' resampling seed; genbench-table has no seed, the YAML's is a run's",
     ),
