@@ -98,10 +98,20 @@ class ValidationFID(_AtFirstValidationBatch):
     MONITOR = "val/fid"
 
     def __init__(
-        self, num_samples: int, seed: int, max_reference_samples: int | None, cache_dir: str
+        self,
+        num_samples: int,
+        seed: int,
+        max_reference_samples: int | None,
+        cache_dir: str,
+        inception_download: bool | None = None,
+        inception_weights: str | None = None,
     ):
+        """inception_download / inception_weights: eval.inception_download and
+        eval.inception_weights (None in the configs of runs from before they were passed:
+        no download, torch-fidelity's own cache)."""
         self.num_samples, self.seed = num_samples, seed
         self.max_reference_samples, self.cache_dir = max_reference_samples, cache_dir
+        self.inception_download, self.inception_weights = inception_download, inception_weights
         self._features: FeatureSet | None = None
         self._reference: dict | None = None
         self.reference_examples: int | None = None
@@ -113,7 +123,12 @@ class ValidationFID(_AtFirstValidationBatch):
     def _reference_statistics(self, trainer: L.Trainer, pl_module) -> dict:
         if self._reference is None:
             datamodule = trainer.datamodule
-            extractor = resolve_extractor(datamodule, self.cache_dir, inception_download=False)
+            extractor = resolve_extractor(
+                datamodule,
+                self.cache_dir,
+                inception_download=bool(self.inception_download),
+                inception_path=self.inception_weights,
+            )
             self._features = FeatureSet(
                 extractor,
                 device=pl_module.device,
