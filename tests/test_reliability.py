@@ -188,8 +188,15 @@ def test_ctrl_c_gives_the_command_that_resumes_the_run_and_it_does(tmp_path):
     a new folder) and no traceback, results.json says interrupted; that command, run as printed,
     resumes the run in its folder and completes it."""
     cmd = [sys.executable, "-m", "genbench.train", "model=vae", *RESUMABLE]
+    # SIGINT as a terminal gives it: an ignored SIGINT is inherited across exec, and something
+    # earlier in the suite leaves this process ignoring it (the run then finished with 0).
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     runs, deadline = tmp_path / "outputs" / "runs", time.time() + 300
     while not list(runs.glob("*/checkpoints/last.ckpt")) and time.time() < deadline:
