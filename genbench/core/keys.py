@@ -29,6 +29,7 @@ GROUPS = (
     "memorisation",  # samples against the training split, in feature space
     "memorisation_pixels",  # the same in pixel space (images)
     "class",  # the classes the evaluation classifier sees in the samples
+    "spectrum",  # the samples' radially averaged power spectrum against the test split's (blur)
     "sampling",  # sampling speed and cost, the quality-vs-compute curve
     "run",  # the run's size, training and evaluation
     "evaluation",  # how the evaluation measured: its seed, sample counts, extractor, intervals
@@ -200,6 +201,22 @@ REGISTRY: tuple[MetricKey, ...] = (
         MetricKey("class_counts", "list", "generated samples per class the classifier predicts"),
     ),
     *_group(
+        "spectrum",
+        MetricKey(
+            "hf_power_ratio",
+            "float",
+            "high-band share of the samples' power spectrum over the test split's: < 1 blurrier",
+            Column("HF power", "{:.2f}", within="hf_power_ratio_ci", optional=True),
+        ),
+        MetricKey(
+            "hf_power_ratio_ci",
+            "interval",
+            "hf_power_ratio's bootstrap interval over the samples and the test images",
+        ),
+        MetricKey("power_spectrum", "list", "the samples' mean power per frequency ring"),
+        MetricKey("power_spectrum_test", "list", "the test split's mean power per frequency ring"),
+    ),
+    *_group(
         "sampling",
         MetricKey(
             "samples_per_s",
@@ -212,6 +229,12 @@ REGISTRY: tuple[MetricKey, ...] = (
             "int",
             "network evaluations per sample (a gradient step counts two)",
             Column("NFE", "{:.0f}", protocol=True),
+        ),
+        MetricKey(
+            "sampling_flops",
+            "float",
+            "FLOPs per sample (matrix products and convolutions, PyTorch's counter)",
+            Column("FLOPs/sample", "{:.3g}", protocol=True, optional=True),
         ),
         MetricKey("sampler", "str", "the sampler's label, with its steps"),
         MetricKey("curve", "points", "per sampler setting: {sampler, nfe, fid, fid_ci, ...}"),
@@ -277,11 +300,13 @@ TABLE_ORDER = (
     "recall",
     "density",
     "coverage",
+    "hf_power_ratio",
     "nn_copy_fraction",
     "ct_score",
     "authenticity",
     "samples_per_s",
     "nfe",
+    "sampling_flops",
 )
 
 BY_NAME: dict[str, MetricKey] = {k.name: k for k in REGISTRY}

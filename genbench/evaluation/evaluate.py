@@ -20,7 +20,7 @@ from genbench.evaluation.likelihood import (
 )
 from genbench.evaluation.reference import RealData
 from genbench.evaluation.sample_metrics import generate, score_samples
-from genbench.evaluation.throughput import measure_throughput
+from genbench.evaluation.throughput import measure_throughput, sampling_flops
 
 log = logging.getLogger("genbench.evaluate")
 
@@ -108,6 +108,8 @@ def evaluate(
         )
     )
     metrics.update(module.sampling_cost())
+    if s.throughput_samples > 0:  # measured with samples/s: a re-evaluation without keeps both
+        metrics.update(sampling_flops(module, seed))
     points = list((s.curve or {}).get(module.family) or []) if s.fidelity else []
     if s.fidelity:
         stage(f"{s.num_samples} samples")

@@ -1,6 +1,6 @@
 """Sample metrics against the real data: FID, KID, IS, precision/recall (torch-fidelity's
-feature-level functions), their bootstrap intervals, density/coverage, class coverage and
-memorisation, from features extracted once.
+feature-level functions), their bootstrap intervals, density/coverage, class coverage, the power
+spectrum's high band (images) and memorisation, from features extracted once.
 
 The generated samples go through the data set's feature extractor once; the real splits'
 features and everything else that depends on the real data alone come from RealData
@@ -32,6 +32,7 @@ from genbench.evaluation.density_coverage import density_coverage
 from genbench.evaluation.extractors import Extractor
 from genbench.evaluation.features import FeatureSet
 from genbench.evaluation.reference import RealData, reference_fid_statistics
+from genbench.evaluation.spectrum import spectrum_metrics
 
 _FROM_TORCH_FIDELITY = {
     torch_fidelity.KEY_METRIC_FID: "fid",
@@ -216,6 +217,18 @@ def score_samples(
         classes = real.test_classes()
         metrics.update(class_coverage(gen_features[features.layers["isc"]], classes["counts"]))
         metrics["extractor_test_accuracy"] = classes["accuracy"]
+    if real.spec.is_image:  # blur and fine detail: the samples' power spectrum against the test's
+        metrics.update(
+            spectrum_metrics(
+                generated,
+                real.test,
+                real.spec.num_levels,
+                seed=seed,
+                bootstrap_resamples=s.bootstrap_resamples,
+                ci_level=s.ci_level,
+                ci_method=s.ci_method,
+            )
+        )
     metrics.update(fidelity_num_samples=len(generated), fidelity_extractor=real.extractor.kind)
     if s.memorisation:
         if memorisation_set is not None:

@@ -1,10 +1,12 @@
-"""Sampling throughput: samples per second after warm-up, with device synchronisation."""
+"""Sampling cost: samples per second after warm-up, with device synchronisation, and the
+FLOPs one sample takes (PyTorch's counter, the one the training budget uses)."""
 
 from __future__ import annotations
 
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def _sync(device: torch.device) -> None:
@@ -40,3 +42,20 @@ def measure_throughput(
         "sampling_batch_size": batch_size,
         "sampling_time_s": elapsed,
     }
+
+
+# Samples the FLOP count draws: enough that a per-batch cost (none of the samplers has one) would
+# show as a fraction, few enough to cost a fraction of a second at the largest NFE.
+FLOP_COUNT_SAMPLES = 4
+
+
+@torch.inference_mode()
+def sampling_flops(module, seed: int) -> dict[str, float]:
+    """{"sampling_flops": FLOPs per sample}: `module.sample` of FLOP_COUNT_SAMPLES samples under
+    FlopCounterMode, divided by their number. The counter counts matrix products and
+    convolutions (forward only here), so elementwise work (noise, the samplers' updates) is left
+    out, as in the training budget's count. Its own generator: the timed samples are unchanged."""
+    gen = torch.Generator(device=module.device).manual_seed(seed)
+    with FlopCounterMode(display=False) as counter:
+        module.sample(FLOP_COUNT_SAMPLES, generator=gen)
+    return {"sampling_flops": counter.get_total_flops() / FLOP_COUNT_SAMPLES}

@@ -168,6 +168,12 @@ FIDELITY_NOTE = (
     "CPU MNIST runs are minutes of training, far from convergence. Which family leads can "
     "change with the budget: the digits scaling runs (docs/benchmark/scaling) show it moving."
 )
+SPECTRUM_NOTE = (
+    "The spectrum is of the samples as each family draws them: the VAE's and the ARM's "
+    "decoders sample every pixel, so their samples carry pixel noise that a decoder mean would "
+    "not. At 8x8 pixels (digits) the high band is rings 3 to 6 of a 64-pixel image; MNIST's "
+    "28x28 is the first data set where blur has room to show."
+)
 MODES_NOTE = (
     "digits and MNIST have ten classes, so dropping a mode means losing a digit or a writing "
     "style; recall and coverage use k-NN balls of the test images and depend on the sample "
@@ -306,15 +312,17 @@ def _vae() -> list[Claim]:
             needs="the share of runs whose record says 'diverged'",
             scale=STABILITY_NOTE,
         ),
-        untested(
+        ordering(
             "vae-blurry",
             "vae",
-            "The VAE's samples are blurrier, poorer in fine detail, than the GAN's.",
-            missing="a blur measure: the radially averaged power spectrum of the samples "
-            "against the test images' (a high-frequency energy ratio, issue 33 item 2); "
-            "genbench records no spectrum yet",
-            scale="At 8x8 pixels (digits) there are four spatial frequencies per axis; MNIST's "
-            "28x28 is the first place a spectrum can show blur.",
+            "The VAE's samples are blurrier, poorer in fine detail, than the GAN's: a smaller "
+            "share of their power lies at high spatial frequencies.",
+            m.HF_POWER_RATIO,
+            "lower",
+            ["gan"],
+            needs="the high-frequency share of the samples' radially averaged power spectrum "
+            "over the test images' (metrics.hf_power_ratio)",
+            scale=SPECTRUM_NOTE,
         ),
         untested(
             "vae-smooth-latent",
@@ -342,6 +350,17 @@ def _arm() -> list[Claim]:
             ["gan", "vae"],
             needs="samples/s on the run's device",
             scale=SPEED_NOTE,
+        ),
+        ordering(
+            "arm-sampling-flops",
+            "arm",
+            "A sample of the ARM costs more arithmetic than one of the GAN or the VAE, whatever "
+            "the hardware (its cached sampler included).",
+            m.SAMPLING_FLOPS,
+            "higher",
+            ["gan", "vae"],
+            needs="FLOPs per sample (PyTorch's counter: matrix products and convolutions)",
+            scale=PROTOCOL_NOTE,
         ),
         ordering(
             "arm-sequential",
@@ -420,6 +439,32 @@ def _denoiser(family: str, who: str) -> list[Claim]:
             lesson="diffusion",
         ),
         ordering(
+            f"{family}-fine-detail",
+            family,
+            f"The {who}'s samples keep the data's fine detail better than the GAN's and the "
+            "VAE's: their high-frequency power share is nearer the test images' (in either "
+            "direction: blur lowers it, noise and artefacts raise it).",
+            m.SPECTRUM_GAP,
+            "lower",
+            ["gan", "vae"],
+            needs="|log| of the samples' high-frequency power share over the test images' "
+            "(metrics.hf_power_ratio)",
+            scale=SPECTRUM_NOTE,
+            lesson="diffusion",
+        ),
+        ordering(
+            f"{family}-sampling-flops",
+            family,
+            f"A sample of the {who} costs more arithmetic than one of the GAN, the VAE or the "
+            "flow, whatever the hardware.",
+            m.SAMPLING_FLOPS,
+            "higher",
+            ONE_PASS,
+            needs="FLOPs per sample (PyTorch's counter: matrix products and convolutions)",
+            scale=PROTOCOL_NOTE,
+            lesson="diffusion",
+        ),
+        ordering(
             f"{family}-slow-sampling",
             family,
             f"Sampling the {who} is slower than sampling the GAN, the VAE or the flow.",
@@ -461,15 +506,6 @@ def _diffusion() -> list[Claim]:
     return [
         *_denoiser("diffusion", "diffusion model"),
         *_denoiser("flow_matching", "flow-matching model"),
-        untested(
-            "diffusion-fine-detail",
-            "diffusion",
-            "Diffusion (and flow matching) samples keep finer detail than the GAN's and the VAE's.",
-            missing="a fine-detail measure: the radially averaged power spectrum of the "
-            "samples against the test images' (a high-frequency energy ratio, issue 33 item 2)",
-            scale="At 8x8 pixels there is little fine detail to keep; MNIST is the first data "
-            "set where a spectrum can tell.",
-        ),
         untested(
             "diffusion-high-resolution",
             "diffusion",

@@ -71,8 +71,12 @@ def load_results(source: str, completed_only: bool = False):
       (nn_copy_fraction_pixels, ct_score_pixels, authenticity_pixels);
     - classes: classes_covered, class_kl, extractor_test_accuracy, class_counts (a list:
       samples per predicted class);
-    - sampling: samples_per_s, nfe, sampler, curve (a list of dicts, one per sampler setting:
-      sampler, nfe, fid, fid_ci, fid_diff, ...; expand(df, "curve") gives one row each),
+    - spectrum (images): hf_power_ratio, hf_power_ratio_ci_low, hf_power_ratio_ci_high (the
+      samples' high-frequency power share over the test images'), power_spectrum,
+      power_spectrum_test (lists: mean power per frequency ring);
+    - sampling: samples_per_s, nfe, sampling_flops (FLOPs per sample), sampler, curve (a list
+      of dicts, one per sampler setting: sampler, nfe, fid, fid_ci, fid_diff, ...;
+      expand(df, "curve") gives one row each),
       sampling_batch_size, sampling_time_s;
     - run: params, train_time_s, train_steps, train_flops, eval_time_s, ema_decay_applied;
     - how the evaluation measured: eval_seed, fidelity_num_samples, fidelity_extractor

@@ -222,7 +222,34 @@ def reference(value: float, what: str) -> Estimate:
     return Estimate(value, value, value, what)
 
 
+def spectrum_gap(record: dict) -> float | None:
+    """|log hf_power_ratio|: how far the samples' high-frequency share is from the test
+    images', in either direction (0: the data's balance; blur and noise both move it up)."""
+    r = metric("hf_power_ratio")(record)
+    return None if r is None or r <= 0 else abs(math.log(r))
+
+
+def spectrum_gap_interval(record: dict) -> tuple[float, float] | None:
+    """spectrum_gap's interval from hf_power_ratio's: |log| of its ends, 0 where it holds 1."""
+    ci = ci_interval("hf_power_ratio")(record)
+    if ci is None or ci[0] <= 0:
+        return None
+    lo, hi = math.log(ci[0]), math.log(ci[1])
+    ends = sorted((abs(lo), abs(hi)))
+    return (0.0 if lo <= 0 <= hi else ends[0], ends[1])
+
+
 FID = RunMetric("FID", "lower", metric("fid"), own=ci_interval("fid"))
+HF_POWER_RATIO = RunMetric(
+    "high-frequency power share, samples / test",
+    None,
+    metric("hf_power_ratio"),
+    own=ci_interval("hf_power_ratio"),
+)
+SPECTRUM_GAP = RunMetric(
+    "|log high-frequency power ratio|", "lower", spectrum_gap, own=spectrum_gap_interval
+)
+SAMPLING_FLOPS = RunMetric("FLOPs per sample", "lower", metric("sampling_flops"), protocol=True)
 PRECISION = RunMetric("precision", "higher", metric("precision"))
 RECALL = RunMetric("recall", "higher", metric("recall"))
 COVERAGE = RunMetric("coverage", "higher", metric("coverage"))

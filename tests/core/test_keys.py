@@ -27,6 +27,7 @@ GROUP_TUPLES = {
     "memorisation": res.MEMORISATION_KEYS,
     "memorisation_pixels": res.PIXEL_MEMORISATION_KEYS,
     "class": res.CLASS_KEYS,
+    "spectrum": res.SPECTRUM_KEYS,
     "sampling": res.SAMPLING_KEYS,
     "run": res.RUN_KEYS,
     "evaluation": res.EVALUATION_KEYS,
