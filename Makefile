@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: benchmark-scaling benchmark-scaling-publish claims install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu toy-benchmark bench-overhead bench-sampling bench-eval bench-train clean
+.PHONY: benchmark-scaling benchmark-scaling-publish claims install test test-slow lint format benchmark benchmark-publish verify-benchmark benchmark-mnist benchmark-mnist-publish benchmark-mnist-gpu benchmark-sensitivity benchmark-sensitivity-publish toy-benchmark bench-overhead bench-sampling bench-eval bench-train clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -78,11 +78,23 @@ benchmark-scaling-publish:
 	cp $(SCALING)/report/* docs/benchmark/scaling/
 	$(BIN)/python -c "from pathlib import Path; from genbench.table import export_runs; export_runs(Path('$(SCALING)'), Path('docs/benchmark/scaling/runs'))"
 
+# Sensitivity to the learning rate (issue 33): every family at lr_scale 1/3 and 3, seeds 0-2, at
+# the digits benchmark's budget (42 runs; the 1x runs are the benchmark's). Resumable like the
+# others; `make benchmark-sensitivity-publish` copies the records to docs/benchmark/sensitivity.
+SENSITIVITY ?= outputs/benchmark/sensitivity
+benchmark-sensitivity: install
+	$(BIN)/genbench-train -m +experiment=digits_sensitivity hydra.sweep.dir=$(SENSITIVITY)
+
+benchmark-sensitivity-publish:
+	test -d $(SENSITIVITY) || { echo "run make benchmark-sensitivity first"; exit 1; }
+	rm -rf docs/benchmark/sensitivity/runs && mkdir -p docs/benchmark/sensitivity
+	$(BIN)/python -c "from pathlib import Path; from genbench.table import export_runs; export_runs(Path('$(SENSITIVITY)'), Path('docs/benchmark/sensitivity/runs'))"
+
 # The lesson's claims, each with its verdict per data set (issue 33): docs/claims.md from the
 # committed runs under docs/benchmark (digits, scaling, mnist, mnist-gpu) alone; trains nothing.
 # About a minute on two cores, most of it refitting the compute-scaling curves.
 claims: install
-	$(BIN)/python scripts/claims_report.py --out docs/claims.md
+	$(BIN)/python scripts/claims_report.py --out docs/claims.md --readme README.md
 
 # MNIST (../shared/data or MNIST_ROOT=...) on the CPU: every family, one seed, 3e13 FLOPs, the
 # floor and the independent-pixel baseline; table under $(MNIST_BENCH)/table;

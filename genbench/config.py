@@ -149,6 +149,11 @@ def check_config(cfg) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and value < least:
             raise ValueError(f"{key}={value}; valid: an integer >= {least}")
+    lr_scale = cfg.get("lr_scale")
+    if "lr_scale" in cfg and (
+        isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not lr_scale > 0
+    ):
+        raise ValueError(f"lr_scale={lr_scale!r}; valid: a number > 0 (1: the model's own rates)")
     if "budget" in cfg:
         check_budget(cfg.budget)
     if "eval" in cfg:

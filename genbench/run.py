@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genbench.config import check_config, describe_budget
 from genbench.core import results as res
@@ -20,7 +20,7 @@ from genbench.core.settings import EvalSettings
 from genbench.core.threads import limit_threads
 from genbench.evaluation.evaluate import count_params, evaluate
 from genbench.evaluation.validation import describe_selection
-from genbench.families.build import build_model
+from genbench.families.build import build_model, scale_learning_rates
 from genbench.jobs import plan_job, write_state
 from genbench.logs import quiet_library_logs
 from genbench.reporting.loggers import (
@@ -110,6 +110,10 @@ def run(cfg: DictConfig) -> dict:
 
 def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
     datamodule = instantiate(cfg.dataset)
+    scaled = scale_learning_rates(cfg.model, cfg.lr_scale)
+    if scaled is not cfg.model:
+        with open_dict(cfg):  # the record keeps the rates the run trained with
+            cfg.model = scaled
     module = build_model(cfg.model, datamodule.spec)
     ckpt_path = plan.ckpt_path
     if ckpt_path is not None:

@@ -125,6 +125,7 @@ def test_every_shipped_sweep_passes_the_checks_job_by_job(sweep):
     [
         ("eval.num_samples=-5", "eval.num_samples=-5; valid: an integer >= 2"),
         ("seed=abc", "seed='abc'; valid: an integer"),
+        ("lr_scale=0", "lr_scale=0; valid: a number > 0 (1: the model's own rates)"),
     ],
 )
 def test_an_impossible_setting_fails_in_seconds_naming_the_key_and_leaves_no_folder(

@@ -30,6 +30,8 @@ GROUPS = (
     "memorisation_pixels",  # the same in pixel space (images)
     "class",  # the classes the evaluation classifier sees in the samples
     "spectrum",  # the samples' radially averaged power spectrum against the test split's (blur)
+    "mixing",  # how far the sampler's chains move (the EBM's SGLD)
+    "latent",  # how smoothly samples change along latent paths (VAE, GAN, flow)
     "sampling",  # sampling speed and cost, the quality-vs-compute curve
     "run",  # the run's size, training and evaluation
     "evaluation",  # how the evaluation measured: its seed, sample counts, extractor, intervals
@@ -215,6 +217,48 @@ REGISTRY: tuple[MetricKey, ...] = (
         ),
         MetricKey("power_spectrum", "list", "the samples' mean power per frequency ring"),
         MetricKey("power_spectrum_test", "list", "the test split's mean power per frequency ring"),
+    ),
+    *_group(
+        "mixing",
+        MetricKey(
+            "chain_energy_iat",
+            "float",
+            "the energy's integrated autocorrelation time over a chain's second half, in steps",
+        ),
+        MetricKey("chain_steps_traced", "int", "the steps of each chain's second half"),
+        MetricKey(
+            "chain_class_changes",
+            "float",
+            "share of chains whose classifier label changes over their second half",
+        ),
+        MetricKey(
+            "chain_distance",
+            "float",
+            "chains' pixel distance moved over their second half / that between test images",
+        ),
+    ),
+    *_group(
+        "latent",
+        MetricKey(
+            "latent_path_length",
+            "float",
+            "perceptual path length in the classifier's features along slerp paths, eps 1e-4",
+        ),
+        MetricKey(
+            "latent_path_length_ci",
+            "interval",
+            "latent_path_length's bootstrap interval over the latent pairs",
+        ),
+        MetricKey(
+            "interpolant_confidence",
+            "float",
+            "share of images between two latents the classifier labels with p >= 0.9",
+        ),
+        MetricKey(
+            "endpoint_confidence",
+            "float",
+            "share of prior samples (decoded, unrounded) the classifier labels with p >= 0.9",
+        ),
     ),
     *_group(
         "sampling",

@@ -12,12 +12,14 @@ from genbench.core.settings import EvalSettings
 from genbench.data.datamodules import random_subset
 from genbench.evaluation.curves import score_curve
 from genbench.evaluation.images import save_nearest_neighbours, save_samples
+from genbench.evaluation.latents import LATENT_PAIRS, latent_metrics
 from genbench.evaluation.likelihood import (
     PER_EXAMPLE_INDEX,
     PER_EXAMPLE_NLL,
     evaluate_nll,
     save_array,
 )
+from genbench.evaluation.mixing import MIXING_CHAINS, mixing_metrics
 from genbench.evaluation.reference import RealData
 from genbench.evaluation.sample_metrics import generate, score_samples
 from genbench.evaluation.throughput import measure_throughput, sampling_flops
@@ -118,6 +120,12 @@ def evaluate(
         real = RealData(datamodule, s, module.device)
         gen_features = real.features(generated)
         metrics.update(score_samples(generated, real, seed, gen_features))
+        if hasattr(module, "chain_images"):  # a sampler of chains: how far they move
+            stage(f"the sampler's mixing ({MIXING_CHAINS} chains)")
+            metrics.update(mixing_metrics(module, real, seed))
+        if hasattr(module, "decode_latent"):  # a latent space: how smooth its paths are
+            stage(f"latent paths ({LATENT_PAIRS} pairs)")
+            metrics.update(latent_metrics(module, real, seed))
         if points:
             stage(f"quality-vs-compute curve ({len(points)} sampler settings)")
             base = gen_features[real.layer]

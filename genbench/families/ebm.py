@@ -134,10 +134,14 @@ class EBM(GenerativeModule):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.inference_mode(False), torch.enable_grad():
             v = self.langevin(self.noise_like(n, generator), self.sample_steps, generator)
+        return self.chain_images(v)
+
+    def chain_images(self, v: torch.Tensor) -> torch.Tensor:
+        """Chain states (N, D) as samples: images long (N, C, H, W), points (N, D)."""
         y, k = self.to_data(v).detach(), self.spec.num_levels
         if not self.spec.is_image:
             return y
-        return ((y + 1) / 2 * k).floor().long().clamp(0, k - 1).view(n, *self.spec.shape)
+        return ((y + 1) / 2 * k).floor().long().clamp(0, k - 1).view(len(v), *self.spec.shape)
 
     def sampling_cost(self) -> dict:
         start, n = "base" if self.spec.is_image else "uniform", self.sample_steps

@@ -106,6 +106,18 @@ class Flow(GenerativeModule):
         nfe = sum(isinstance(m, AffineCoupling) for m in self.modules())
         return {"nfe": nfe, "sampler": "inverse flow"}
 
+    def latent_draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n base draws (n, D), the multi-scale outputs' noise flattened (images)."""
+        return torch.randn(n, self.spec.num_dims, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Images: the inverse flow of each flat base draw before rounding, in [0, 1]."""
+        sizes = [math.prod(s) for s in self.flow.out_shapes]
+        parts = [p.view(len(z), *s) for p, s in zip(z.split(sizes, 1), self.flow.out_shapes)]
+        y = self.from_model_space(self.flow.inverse_from_noise(parts))
+        return y.clamp(0, 1).view(len(z), *self.spec.shape)
+
     # --- training -------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = self.data(batch)

@@ -104,6 +104,19 @@ class GAN(GenerativeModule):
     def sampling_cost(self) -> dict:
         return {"nfe": 1, "sampler": "generator"}
 
+    def latent_draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n prior draws z (n, latent_dim): the latent `sample` decodes."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Images: the generator's image of each z before rounding, (n, C, H, W) in [0, 1]."""
+        was_training = self.generator.training
+        self.generator.eval()
+        y = self.generator(z)
+        self.generator.train(was_training)
+        return (y + 1) / 2
+
     # --- training -------------------------------------------------------------------
     def real_input(self, x: torch.Tensor) -> torch.Tensor:
         """Data as D sees it: [-1, 1] images (+ optional uniform noise of one bin), or points."""

@@ -114,6 +114,16 @@ class VAE(GenerativeModule):
     def sampling_cost(self) -> dict:
         return {"nfe": 1, "sampler": "decoder"}
 
+    def latent_draw(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n prior draws z (n, latent_dim): the latent `sample` decodes."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Images: the decoder's mean image of each z, (n, C, H, W) in [0, 1]."""
+        params = self.decoder(z).view(len(z), self.head.num_params, *self.spec.shape)
+        return self.head.mean(params)
+
     # --- training -------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = self.data(batch)

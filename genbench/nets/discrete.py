@@ -30,6 +30,14 @@ class CategoricalHead:
         out = torch.multinomial(flat, 1, generator=generator)
         return out.view(logits.shape[:-1])
 
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The expected level of every element, in [0, 1]: sum_k P(k) k / (K - 1)."""
+        probs = torch.softmax(params.float(), 1)
+        levels = torch.arange(self.num_levels, device=params.device, dtype=probs.dtype)
+        return (probs * levels.view(1, -1, *[1] * (params.dim() - 2))).sum(1) / (
+            self.num_levels - 1
+        )
+
 
 class DiscretizedLogisticMixtureHead:
     """PixelCNN++'s discretized logistic mixture on the grid of K levels in [-1, 1]: P = 3M."""
@@ -87,6 +95,13 @@ class DiscretizedLogisticMixtureHead:
         u = torch.rand(mu.shape, generator=generator, device=mu.device).clamp(1e-5, 1 - 1e-5)
         y = mu + s * (torch.log(u) - torch.log1p(-u))
         return unit_to_levels(y, self.num_levels)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The mixture's mean sum_m pi_m mu_m of every element (a logistic's mean is its
+        location), from [-1, 1] to [0, 1], clipped to the grid's range."""
+        logits, means, _ = self._split(params.float())
+        mu = (torch.softmax(logits, 1) * means).sum(1)
+        return ((mu + 1) / 2).clamp(0, 1)
 
 
 def make_head(kind: str, num_levels: int, num_mixtures: int):

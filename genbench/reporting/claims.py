@@ -168,6 +168,13 @@ FIDELITY_NOTE = (
     "CPU MNIST runs are minutes of training, far from convergence. Which family leads can "
     "change with the budget: the digits scaling runs (docs/benchmark/scaling) show it moving."
 )
+LATENT_NOTE = (
+    "Path lengths are in a small classifier's features (Karras et al. use VGG's), and the "
+    "VAE's images are its decoder's mean while the GAN's and the flow's are their samples "
+    "before rounding; the latent spaces differ in size (the flow's is the image's). A "
+    "longer-trained GAN may smooth its latent space, and a path length is not comparable "
+    "across data sets."
+)
 SPECTRUM_NOTE = (
     "The spectrum is of the samples as each family draws them: the VAE's and the ARM's "
     "decoders sample every pixel, so their samples carry pixel noise that a decoder mean would "
@@ -324,15 +331,29 @@ def _vae() -> list[Claim]:
             "over the test images' (metrics.hf_power_ratio)",
             scale=SPECTRUM_NOTE,
         ),
-        untested(
+        ordering(
             "vae-smooth-latent",
             "vae",
-            "Walking through the VAE's latent space changes its samples gradually, so "
-            "interpolations stay plausible.",
-            missing="a latent-smoothness measure: a perceptual-path-length style distance in "
-            "the classifier's features along latent interpolations, and the share of "
-            "interpolants the classifier labels confidently (issue 33 item 2)",
-            scale=UNTESTED_NOTE,
+            "Walking through the VAE's latent space changes its images gradually: a shorter "
+            "perceptual path than the GAN's and the flow's.",
+            m.LATENT_PATH_LENGTH,
+            "lower",
+            ["gan", "flow"],
+            needs="the perceptual path length in the classifier's features along spherical "
+            "latent interpolations (metrics.latent_path_length)",
+            scale=LATENT_NOTE,
+        ),
+        ordering(
+            "vae-plausible-interpolants",
+            "vae",
+            "Images between two of the VAE's samples still look like data: the classifier "
+            "reads more of them confidently than of the GAN's and the flow's.",
+            m.INTERPOLANT_CONFIDENCE,
+            "higher",
+            ["gan", "flow"],
+            needs="the share of latent interpolants the classifier labels with probability "
+            ">= 0.9 (metrics.interpolant_confidence)",
+            scale=LATENT_NOTE,
         ),
     ]
 
@@ -567,14 +588,21 @@ def _ebm() -> list[Claim]:
             "differ in size (the EBM's is among the smallest); the chains' length is a "
             "configuration choice, the same at any scale.",
         ),
-        untested(
+        ordering(
             "ebm-mixing",
             "ebm",
-            "The EBM's sampling chains mix poorly: they stay near where they start.",
-            missing="chain diagnostics: the energy's autocorrelation along a chain, or the "
-            "share of chains whose classifier label changes (issue 33 item 2); genbench "
-            "records FID against SGLD steps (metrics.curve), not how far chains move",
-            scale=UNTESTED_NOTE,
+            "The EBM's sampling chains mix poorly: over the second half of a chain a sample "
+            "moves less than one real image is from another.",
+            m.CHAIN_DISTANCE,
+            "lower",
+            [],
+            references=[("the distance between two test images (1)", 1.0)],
+            needs="the pixel distance SGLD chains move over their second half, over the mean "
+            "distance between two test images (metrics.chain_distance; beside it the energy's "
+            "autocorrelation time and the share of chains that change class)",
+            scale="The chains are genbench's SGLD settings (steps, step size) on a model trained "
+            "for minutes; a longer or annealed sampler, or a better-trained energy, can mix "
+            "differently.",
         ),
         untested(
             "ebm-tuning",

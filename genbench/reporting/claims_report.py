@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.core.results import FLOOR_FAMILY
-from genbench.reporting.claims import CLAIMS, Assessment, Claim, assess
+from genbench.reporting.claims import CLAIMS, LESSON_FAMILIES, Assessment, Claim, assess
 from genbench.reporting.collect import collect
 from genbench.reporting.measures import RESAMPLES, Evidence
 from genbench.reporting.table_writers import sig3
-from genbench.reporting.verdicts import NOT_MEASURED, Estimate, verdict
+from genbench.reporting.verdicts import (
+    CONTRADICTED,
+    NOT_MEASURED,
+    NOT_SEPARABLE,
+    SUPPORTED,
+    Estimate,
+    verdict,
+)
 
 COMMAND = "`make claims` (`python scripts/claims_report.py --out docs/claims.md`)"
 
@@ -205,6 +212,26 @@ def glance(by_claim: dict[str, list[Assessment]], data: list[str]) -> list[str]:
     return lines
 
 
+VERDICT_ORDER = (SUPPORTED, CONTRADICTED, NOT_SEPARABLE, NOT_MEASURED)
+
+
+def by_family(by_claim: dict[str, list[Assessment]], data: list[str]) -> list[str]:
+    """One row per family of the lesson (flow matching's claims under diffusion, beside which
+    the lesson's diffusion claims put it): how many of its claims got each verdict on each data
+    set. The README shows this table."""
+    short = {NOT_SEPARABLE: "not separable"}
+    lines = ["| family | claims | " + " | ".join(data) + " |", "|---|---|" + "---|" * len(data)]
+    for family in LESSON_FAMILIES:
+        mine = [a for a in by_claim.values() if a[0].claim.lesson == family]
+        cells = []
+        for d in data:
+            found = [a.verdict for group in mine for a in group if a.data == d]
+            counts = [(v, found.count(v)) for v in VERDICT_ORDER if found.count(v)]
+            cells.append(", ".join(f"{n} {short.get(v, v)}" for v, n in counts) or "—")
+        lines.append(f"| {family} | {len(mine)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def rule_text() -> str:
     return inspect.cleandoc(verdict.__doc__).rsplit("Returns", 1)[0].strip()
 
@@ -243,6 +270,7 @@ def report(
         sections += [f"## Verdicts on {source.name}", "", f"{_summary(assessments)}.", ""]
         sections += [*table(assessments), ""]
     data = [s.name for s, e in loaded if e is not None]
+    lines += ["## By family", "", *by_family(by_claim, data), ""]
     lines += ["## At a glance", "", *glance(by_claim, data), "", *sections]
     lines += ["## Notes by claim", "", *(note(a) for a in by_claim.values()), ""]
     return "\n".join(lines), every

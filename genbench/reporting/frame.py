@@ -74,6 +74,10 @@ def load_results(source: str, completed_only: bool = False):
     - spectrum (images): hf_power_ratio, hf_power_ratio_ci_low, hf_power_ratio_ci_high (the
       samples' high-frequency power share over the test images'), power_spectrum,
       power_spectrum_test (lists: mean power per frequency ring);
+    - mixing (the EBM's chains): chain_energy_iat, chain_steps_traced, chain_class_changes,
+      chain_distance;
+    - latent paths (VAE, GAN, flow): latent_path_length, latent_path_length_ci_low,
+      latent_path_length_ci_high, interpolant_confidence, endpoint_confidence;
     - sampling: samples_per_s, nfe, sampling_flops (FLOPs per sample), sampler, curve (a list
       of dicts, one per sampler setting: sampler, nfe, fid, fid_ci, fid_diff, ...;
       expand(df, "curve") gives one row each),

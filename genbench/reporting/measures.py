@@ -249,6 +249,20 @@ HF_POWER_RATIO = RunMetric(
 SPECTRUM_GAP = RunMetric(
     "|log high-frequency power ratio|", "lower", spectrum_gap, own=spectrum_gap_interval
 )
+LATENT_PATH_LENGTH = RunMetric(
+    "perceptual path length (classifier features)",
+    "lower",
+    metric("latent_path_length"),
+    own=ci_interval("latent_path_length"),
+)
+INTERPOLANT_CONFIDENCE = RunMetric(
+    "share of interpolants labelled with p >= 0.9", "higher", metric("interpolant_confidence")
+)
+CHAIN_DISTANCE = RunMetric(
+    "chain distance over a half chain / distance between test images",
+    None,
+    metric("chain_distance"),
+)
 SAMPLING_FLOPS = RunMetric("FLOPs per sample", "lower", metric("sampling_flops"), protocol=True)
 PRECISION = RunMetric("precision", "higher", metric("precision"))
 RECALL = RunMetric("recall", "higher", metric("recall"))

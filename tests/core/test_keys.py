@@ -28,6 +28,8 @@ GROUP_TUPLES = {
     "memorisation_pixels": res.PIXEL_MEMORISATION_KEYS,
     "class": res.CLASS_KEYS,
     "spectrum": res.SPECTRUM_KEYS,
+    "mixing": res.MIXING_KEYS,
+    "latent": res.LATENT_KEYS,
     "sampling": res.SAMPLING_KEYS,
     "run": res.RUN_KEYS,
     "evaluation": res.EVALUATION_KEYS,
