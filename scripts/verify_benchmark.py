@@ -40,15 +40,22 @@ def committed_runs(folder: Path) -> dict[tuple[str, int], Path]:
 
 
 def differences(committed: dict, now: dict, rel: float) -> list[str]:
-    """Metric keys whose values differ (numbers beyond `rel`, anything else at all)."""
+    """Metric keys whose values differ (numbers beyond `rel`, anything else at all). A key the
+    committed record does not have at all is a metric added after it was made: not compared
+    (new_keys lists them); one it has as null is compared like any other."""
     out = []
     for key in sorted(set(committed) | set(now)):
-        if key in TIMINGS:
+        if key in TIMINGS or key not in committed:
             continue
         a, b = committed.get(key), now.get(key)
         if not _same(a, b, rel):
             out.append(f"{key}: committed {a!r}, now {b!r}")
     return out
+
+
+def new_keys(committed: dict, now: dict) -> list[str]:
+    """Metric keys the run now writes that the committed record predates."""
+    return sorted(k for k in now if k not in committed and now[k] is not None)
 
 
 def _same(a, b, rel: float) -> bool:
@@ -109,6 +116,9 @@ def main() -> int:
             print(f"{rec['model']} seed {rec['seed']} ({path.parent.name}): {status}, {took:.0f} s")
             for line in diff:
                 print(f"    {line}")
+            added = new_keys(rec["metrics"], now["metrics"])
+            if added:
+                print(f"    not in the committed record (metrics added since): {', '.join(added)}")
             failures += bool(diff)
     print(f"verify-benchmark: {len(chosen) - failures} of {len(chosen)} runs reproduce")
     return 1 if failures else 0

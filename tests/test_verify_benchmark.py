@@ -53,3 +53,17 @@ def test_timings_are_not_compared_at_any_depth_and_metrics_are():
     assert verify.differences(committed, slower, 1e-6) == []
     moved = {**slower, "curve": [{"fid": 150.1, "samples_per_s": 1398.0}]}
     assert [d.split(":")[0] for d in verify.differences(committed, moved, 1e-6)] == ["curve"]
+
+
+def test_metrics_added_after_a_record_are_listed_not_failed_and_a_null_one_is_compared():
+    spec = importlib.util.spec_from_file_location(
+        "verify", ROOT / "scripts" / "verify_benchmark.py"
+    )
+    verify = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verify)
+    committed = {"fid": 110.0, "class_kl": None}
+    now = {"fid": 110.0, "class_kl": None, "hf_power_ratio": 1.07}
+    assert verify.differences(committed, now, 1e-6) == []
+    assert verify.new_keys(committed, now) == ["hf_power_ratio"]
+    now["class_kl"] = 0.1  # null in the record, a value now: a change of behaviour
+    assert [d.split(":")[0] for d in verify.differences(committed, now, 1e-6)] == ["class_kl"]
