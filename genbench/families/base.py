@@ -167,6 +167,14 @@ class GenerativeModule(L.LightningModule):
         count = torch.tensor(float(getattr(self, "_val_examples", 0)), device=self.device)
         self.val_examples_scored = int(self.trainer.strategy.reduce(count, reduce_op="sum"))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """What the validations scored travels with the run: one resumed after its last
+        validation records the same metrics.selection as an uninterrupted one."""
+        checkpoint["val_examples_scored"] = self.val_examples_scored
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_examples_scored = checkpoint.get("val_examples_scored")
+
     @staticmethod
     def data(batch) -> torch.Tensor:
         """The data tensor of a (x, y) batch."""

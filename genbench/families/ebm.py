@@ -243,7 +243,9 @@ class EBM(GenerativeModule):
         return loss.detach()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["ebm"] = self.replay.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.replay.load_state_dict(checkpoint.get("ebm", {}))
