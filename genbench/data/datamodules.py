@@ -22,6 +22,21 @@ from genbench.data.toy2d import sample_toy
 Split = tuple[torch.Tensor, torch.Tensor]
 
 
+class BatchedTensors(TensorDataset):
+    """A TensorDataset whose batches are one indexing per tensor: the DataLoader hands
+    `__getitems__` a batch's indices and `collate` passes the result on as default_collate
+    would have built it ([x, y]). Same examples, same order, same values and dtypes as stacking
+    the examples one by one, without a Python call and a copy per example."""
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return [t[index] for t in self.tensors]
+
+    @staticmethod
+    def collate(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        return batch
+
+
 class EpochSeededSampler(Sampler[int]):
     """A random permutation per pass drawn from (seed, pass number) alone, not the global RNG.
 
@@ -137,8 +152,9 @@ class TensorDataModule(L.LightningDataModule):
         if indices is not None:
             x, y = x[indices], y[indices]
         return DataLoader(
-            TensorDataset(x, y),
+            BatchedTensors(x, y),
             batch_size=self.batch_size if train else self.eval_batch_size,
+            collate_fn=BatchedTensors.collate,
             sampler=self._train_sampler(len(x)) if train else None,
             drop_last=train and len(x) > self.batch_size,
             num_workers=self.num_workers,

@@ -194,3 +194,30 @@ def test_real_mnist_files_through_the_data_module():
     sub = datamodule("mnist", root=str(SHARED), download=False, num_train=512, num_test=256)
     assert [len(sub.split(s)[0]) for s in ("train", "val", "test")] == [512, 5000, 256]
     assert torch.equal(sub.split("train")[0], x[:512])
+
+
+@pytest.mark.parametrize("dataset", ["digits", "moons"])
+def test_batches_are_those_of_stacking_the_examples_one_by_one(dataset):
+    """BatchedTensors indexes a batch at once; what it yields (train, with a mid-pass resume,
+    and evaluation with its last short batch) equals the stock TensorDataset + default_collate
+    loader over the same sampler: same values, dtypes and order."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from genbench.data.datamodules import EpochSeededSampler
+
+    dm = datamodule(dataset, batch_size=48, eval_batch_size=100)
+    dm.load_state_dict({"train_passes": 3, "skip_batches": 2})
+    new = list(dm.train_dataloader())
+    x, y = dm.split("train")
+    sampler = EpochSeededSampler(len(x), dm.shuffle_seed, passes=3, skip=2 * 48)
+    old = list(DataLoader(TensorDataset(x, y), batch_size=48, sampler=sampler, drop_last=True))
+    assert len(new) == len(old) == len(x) // 48 - 2
+    x_test, y_test = dm.split("test")
+    stock = DataLoader(TensorDataset(x_test, y_test), batch_size=100)
+    new += list(dm.test_dataloader())
+    old += list(stock)
+    assert len(new[-1][0]) == len(x_test) % 100 or len(x_test) % 100 == 0
+    for a, b in zip(new, old, strict=True):
+        assert isinstance(a, list) and len(a) == 2
+        for u, v in zip(a, b, strict=True):
+            assert u.dtype == v.dtype and torch.equal(u, v)
