@@ -16,6 +16,12 @@ set composes (conf/dataset_model/ included):
 The peak is measured in the same process at the same precision: the best of --peak-repeats
 timings of a dense n x n matmul (2 n^3 FLOPs) on the same threads and device.
 
+--profile N adds, per family, where a batch's time goes: torch.profiler over N more training
+batches of the same Trainer, the operators with the most self time (share of the profiled CPU
+time), and the share spent in matrix products and convolutions (the work the peak measures)
+against everything else (normalisation, activations, element-wise maths, the optimiser,
+Python and Lightning) -- the measured reason a family sits far under the peak.
+
 Timings are only as good as the machine was quiet: the load average is printed with them, and
 each family is measured once (its spread over batches is the interval shown).
 """
@@ -73,12 +79,18 @@ def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int) -> float:
     return 2 * n**3 / best
 
 
-class BatchClock(L.Callback):
-    """Seconds between consecutive ends of training batches, after `warmup` batches."""
+# Operators that do the dense work the matmul peak measures (their self time).
+DENSE_OPS = ("mm", "addmm", "bmm", "matmul", "linear", "conv", "convolution", "mkldnn")
 
-    def __init__(self, warmup: int, steps: int):
+
+class BatchClock(L.Callback):
+    """Seconds between consecutive ends of training batches, after `warmup` batches; then,
+    with `profile` > 0, torch.profiler over that many more batches."""
+
+    def __init__(self, warmup: int, steps: int, profile: int = 0):
         self.warmup, self.stop, self.seen, self.times = warmup, warmup + steps, 0, []
         self._t: float | None = None
+        self.profile, self.profiler, self.top = profile, None, None
 
     def on_train_batch_end(self, trainer, *args) -> None:
         if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
@@ -87,11 +99,34 @@ class BatchClock(L.Callback):
         if self._t is not None and self.seen > self.warmup:
             self.times.append(now - self._t)
         self._t = now
-        if self.seen >= self.stop:
+        if self.seen == self.stop and self.profile:
+            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self.profiler.__enter__()
+        elif self.seen >= self.stop + self.profile:
+            if self.profiler is not None:
+                self.profiler.__exit__(None, None, None)
+                self.top = top_operators(self.profiler)
             trainer.should_stop = True
 
 
-def measure(cfg, warmup: int, steps: int, out_dir: str) -> dict:
+def top_operators(prof, n: int = 6) -> dict:
+    """The `n` operators with the most self CPU time, as shares of all profiled self time, and
+    the dense share (matrix products and convolutions)."""
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    dense = sum(
+        e.self_cpu_time_total
+        for e in events
+        if any(op in e.key.lower().removeprefix("aten::") for op in DENSE_OPS)
+    )
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    return {
+        "dense_share": dense / total,
+        "top": [[e.key, e.self_cpu_time_total / total] for e in events[:n]],
+    }
+
+
+def measure(cfg, warmup: int, steps: int, out_dir: str, profile: int = 0) -> dict:
     """FLOPs per batch (the budget's probe) and the steady-state seconds per batch."""
     L.seed_everything(cfg.seed, verbose=False)
     dm = instantiate(cfg.dataset)
@@ -104,7 +139,7 @@ def measure(cfg, warmup: int, steps: int, out_dir: str) -> dict:
         accelerator=accelerator,
         precision=cfg.hardware.precision,
     )
-    clock = BatchClock(warmup, steps)
+    clock = BatchClock(warmup, steps, profile)
     trainer = instantiate(
         cfg.trainer,
         logger=False,
@@ -126,6 +161,7 @@ def measure(cfg, warmup: int, steps: int, out_dir: str) -> dict:
         "s_per_batch_iqr": [q1, q3],
         "flops_per_s": cost.flops_per_batch / median,
         "batches_timed": len(clock.times),
+        **({"profile": clock.top} if clock.top else {}),
     }
 
 
@@ -139,6 +175,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--peak-n", type=int, default=None, help="matmul size (cpu 2048, gpu 8192)")
     ap.add_argument("--peak-repeats", type=int, default=10)
+    ap.add_argument(
+        "--profile", type=int, default=0, help="profile this many more batches per family"
+    )
     ap.add_argument("--out", default=None, help="folder for bench_train.json and .md")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -184,7 +223,9 @@ def main() -> None:
                 row = {
                     "dataset": dataset,
                     "model": model,
-                    **measure(cfg, args.warmup, args.steps, "/tmp/genbench-bench-train"),
+                    **measure(
+                        cfg, args.warmup, args.steps, "/tmp/genbench-bench-train", args.profile
+                    ),
                 }
                 row["fraction_of_peak"] = row["flops_per_s"] / peak["flops_per_s"]
                 rows.append(row)
@@ -195,6 +236,8 @@ def main() -> None:
                     f"{100 * row['fraction_of_peak']:5.1f}% of peak; {load()}",
                     flush=True,
                 )
+                if "profile" in row:
+                    print("    " + profile_line(row["profile"]), flush=True)
     report = {
         "command": " ".join(["python scripts/bench_train.py", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name()
@@ -211,6 +254,11 @@ def main() -> None:
         (out / "bench_train.json").write_text(json.dumps(report, indent=1) + "\n")
         (out / "bench_train.md").write_text(markdown(report))
         print(f"wrote {out}/bench_train.json and .md")
+
+
+def profile_line(profile: dict) -> str:
+    ops = ", ".join(f"{name} {100 * share:.0f}%" for name, share in profile["top"])
+    return f"dense ops {100 * profile['dense_share']:.0f}% of self time; top: {ops}"
 
 
 def markdown(report: dict) -> str:
@@ -232,6 +280,10 @@ def markdown(report: dict) -> str:
             f"[{1e3 * q1:.1f}, {1e3 * q3:.1f}] | {r['flops_per_s'] / 1e9:.2f} | "
             f"{100 * r['fraction_of_peak']:.1f}% |"
         )
+    profiled = [r for r in report["rows"] if "profile" in r]
+    if profiled:
+        lines += ["", "Where a batch's time goes (torch.profiler, self CPU time):", ""]
+        lines += [f"- {r['dataset']} {r['model']}: {profile_line(r['profile'])}" for r in profiled]
     return "\n".join(lines) + "\n"
 
 
