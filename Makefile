@@ -131,7 +131,7 @@ bench-sampling: install
 # peak measured in the same process; HW=gpu on a GPU machine. Written to docs/benchmark/train-throughput.
 HW ?= cpu
 bench-train: install
-	$(BIN)/python scripts/bench_train.py --hardware $(HW) --data-root $(MNIST_ROOT) --out docs/benchmark/train-throughput/$(HW)
+	$(BIN)/python scripts/bench_train.py --hardware $(HW) --data-root $(MNIST_ROOT) --profile 5 --out docs/benchmark/train-throughput/$(HW)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
