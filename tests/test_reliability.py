@@ -80,7 +80,19 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model):
     assert again.returncode == 0, again.stderr[-2000:]
     a, b = read_results(full / "results.json"), read_results(killed / "results.json")
     assert b["resumed_from"].endswith("last.ckpt")
-    assert _stable(a["metrics"]) == _stable(b["metrics"])  # bit-for-bit on CPU
+    # bit-for-bit on CPU; on a mismatch, what tells a resume bug's cause apart (a 2026-12-06
+    # test-slow run saw this VAE's sample metrics differ once, and pass when rerun)
+    differ = sorted(k for k in _stable(a["metrics"]) if a["metrics"][k] != b["metrics"].get(k))
+    assert not differ, {
+        "differing keys": differ,
+        "step at kill": step_at_kill,
+        "evaluated": (a["evaluated_checkpoint"], b["evaluated_checkpoint"]),
+        "selection": (a["metrics"].get("selection"), b["metrics"].get("selection")),
+        "checkpoints": [
+            sorted(p.name for p in (d / "checkpoints").iterdir()) for d in (full, killed)
+        ],
+    }
+    assert _stable(a["metrics"]) == _stable(b["metrics"])
     assert a["metrics"]["train_steps"] == b["metrics"]["train_steps"] == 75
 
 
