@@ -5,18 +5,19 @@
 #
 #   scripts/gpu_mnist_benchmark.sh [OUT_DIR] [FLOPS]
 #     OUT_DIR   where runs, floor and table go (default outputs/benchmark/mnist-gpu)
-#     FLOPS     training FLOPs per family (default 5e14: the 7 trainings side by side in ~5 min
+#     FLOPS     training FLOPs per run (default 5e14: the 7 trainings of one seed side by side in ~5 min
 #               on an H200, the evaluations one at a time in ~4; see docs/benchmark/mnist-gpu)
 #   env: DATA (default ../shared/data: MNIST/raw under it), PY (default python3),
 #        HW (default gpu; cpu rehearses the script), VAL_EXAMPLES (default 1024: the validation
 #        images each family's own test estimator scores for model selection), EXTRA / EVAL_EXTRA (more overrides for
 #        training / evaluation, e.g. EXTRA="dataset.num_train=512" for a rehearsal), EXTRA_<model>
 #        (overrides for one family's training, e.g. EXTRA_ebm="model.ais_temps=[5,10,20]"),
-#        MODELS (default: every family), SKIP_TRAINING=1 (evaluate the runs already under
+#        MODELS (default: every family), SEEDS (default "0 1 2": each family is trained once
+#        per seed, runs/<model>_seed<s>; the table gives mean ± std over them), SKIP_TRAINING=1 (evaluate the runs already under
 #        OUT_DIR/runs again, e.g. after a call that ran out of time),
 #        PARALLEL=1 (default) trains the families side by side on the one GPU (small models
 #        leave it idle; the FLOP budget, not the wall clock, bounds training, so this changes no
-#        number but train_time_s), each with TRAIN_THREADS CPU threads (cores / 7); samples/s
+#        number but train_time_s), each with TRAIN_THREADS CPU threads (cores / jobs); samples/s
 #        is measured one family at a time, then the evaluations run one at a time with
 #        EVAL_THREADS (all cores).
 #        TRAIN_TIMEOUT (seconds, default none): stop training there; a run cut short is listed
@@ -37,25 +38,30 @@ PARALLEL=${PARALLEL:-1}
 CORES=$(nproc)
 # Thread pools (torch, BLAS, OpenMP) per process: the side-by-side trainings share the cores;
 # each evaluation runs alone and takes them all.
-TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / 7 > 1 ? CORES / 7 : 1 ))}
+NJOBS=$(( $(wc -w <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}") * $(wc -w <<< "${SEEDS:-0 1 2}") ))
+TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / NJOBS > 1 ? CORES / NJOBS : 1 ))}
 EVAL_THREADS=${EVAL_THREADS:-$CORES}
 HW=${HW:-gpu}
 VAL_EXAMPLES=${VAL_EXAMPLES:-1024}  # validation images model selection scores (as make benchmark-mnist)
 read -r -a extra <<< "${EXTRA:-}"
 read -r -a eval_extra <<< "${EVAL_EXTRA:-}"
 read -r -a MODELS <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}"
+read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
+JOBS=()  # <model>_seed<s>: one run folder per family and seed
+for m in "${MODELS[@]}"; do for s in "${SEEDS[@]}"; do JOBS+=("${m}_seed$s"); done; done
 mkdir -p "$OUT_DIR/runs" "$OUT_DIR/floor" "$OUT_DIR/table"
 
 common=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" hardware.precision=32-true
         hardware.num_workers=0 "hardware.threads=$TRAIN_THREADS" budget=flops
-        "budget.flops=$FLOPS" "budget.val_examples=$VAL_EXAMPLES" seed=0 logger=none "experiment_name=mnist_$HW" callbacks=quiet
+        "budget.flops=$FLOPS" "budget.val_examples=$VAL_EXAMPLES" logger=none "experiment_name=mnist_$HW" callbacks=quiet
         "${extra[@]}")
 
-train() {  # model -> runs/<model>: training only (the evaluation passes follow)
-  local own="EXTRA_$1" model_extra
+train() {  # <model>_seed<s> -> runs/<model>_seed<s>: training only (the evaluations follow)
+  local model=${1%_seed*} seed=${1##*_seed}
+  local own="EXTRA_$model" model_extra
   read -r -a model_extra <<< "${!own:-}"
   ${TRAIN_TIMEOUT:+timeout "$TRAIN_TIMEOUT"} "$PY" -m genbench.train "${common[@]}" \
-    "${model_extra[@]}" "model=$1" eval.nll=false eval.fidelity=false eval.throughput_samples=0 \
+    "${model_extra[@]}" "model=$model" "seed=$seed" eval.nll=false eval.fidelity=false eval.throughput_samples=0 \
     eval.grid_samples=0 "hydra.run.dir=$OUT_DIR/runs/$1" > "$OUT_DIR/runs/$1.train.log" 2>&1
 }
 
@@ -63,10 +69,10 @@ start=$(date +%s)
 if [ -n "${SKIP_TRAINING:-}" ]; then
   echo "training: skipped (SKIP_TRAINING: the runs under $OUT_DIR/runs are evaluated again)"
 elif [ "$PARALLEL" = 1 ]; then
-  for m in "${MODELS[@]}"; do train "$m" & done
+  for j in "${JOBS[@]}"; do train "$j" & done
   wait
 else
-  for m in "${MODELS[@]}"; do train "$m"; done
+  for j in "${JOBS[@]}"; do train "$j"; done
 fi
 echo "training: $(( $(date +%s) - start )) s"
 
@@ -111,8 +117,8 @@ ${limit:+timeout "$limit"} "$PY" -m genbench.eval floor=true "${data[@]}" "${eva
 limit=$(left)
 ${limit:+timeout "$limit"} "$PY" -m genbench.eval baseline=pixels "${data[@]}" "${eval_extra[@]}" \
   "hydra.run.dir=$OUT_DIR/pixel_histogram" > "$OUT_DIR/pixels.log" 2>&1 || echo "baseline failed"
-for m in "${MODELS[@]}"; do
-  s=$(date +%s); evaluate "$m" "${full[@]}"; echo "  $m: $(( $(date +%s) - s )) s"
+for j in "${JOBS[@]}"; do
+  s=$(date +%s); evaluate "$j" "${full[@]}"; echo "  $j: $(( $(date +%s) - s )) s"
 done
 echo "evaluation: $(( $(date +%s) - t )) s"
 

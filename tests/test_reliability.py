@@ -142,7 +142,14 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_bad_inputs_give_one_line_errors_and_keep_what_was_written(tmp_path):
-    base = ["model=vae", "trainer=fast", "eval=fast", "logger=none", "callbacks=quiet"]
+    base = [
+        "model=vae",
+        "model.iw_samples=16",
+        "trainer=fast",
+        "eval=fast",
+        "logger=none",
+        "callbacks=quiet",
+    ]
     good = tmp_path / "good"
     assert _cli([*base, f"hydra.run.dir={good}"]).returncode == 0
     results_before = (good / "results.json").read_bytes()
@@ -199,7 +206,7 @@ def test_ctrl_c_gives_the_command_that_resumes_the_run_and_it_does(tmp_path):
     one line on stderr ending in the command that resumes it (a plain rerun would start afresh in
     a new folder) and no traceback, results.json says interrupted; that command, run as printed,
     resumes the run in its folder and completes it."""
-    cmd = [sys.executable, "-m", "genbench.train", "model=vae", *RESUMABLE]
+    cmd = [sys.executable, "-m", "genbench.train", "model=vae", "model.iw_samples=16", *RESUMABLE]
     # SIGINT as a terminal gives it: an ignored SIGINT is inherited across exec, and something
     # earlier in the suite leaves this process ignoring it (the run then finished with 0).
     proc = subprocess.Popen(
@@ -222,7 +229,13 @@ def test_ctrl_c_gives_the_command_that_resumes_the_run_and_it_does(tmp_path):
     line = stderr.strip().splitlines()[-1]
     assert line == f"genbench-train: {interrupted_message(line.split(' with: ', 1)[1])}"
     command = shlex.split(line.split(" with: ", 1)[1])
-    assert command == ["genbench-train", "model=vae", *RESUMABLE, f"hydra.run.dir={out}"]
+    assert command == [
+        "genbench-train",
+        "model=vae",
+        "model.iw_samples=16",
+        *RESUMABLE,
+        f"hydra.run.dir={out}",
+    ]
     rec = read_results(out / "results.json")
     assert rec["status"] == "failed" and rec["error"] == INTERRUPTED
     script = Path(sys.executable).parent / "genbench-train"  # the console script, as printed

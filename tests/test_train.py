@@ -14,7 +14,7 @@ from tests.families.helpers import recomputed_test_bpd
 
 
 def test_run_writes_results_and_wandb_offline_summary(fast_cfg):
-    cfg = fast_cfg("model=vae", "dataset=digits", "logger=wandb")
+    cfg = fast_cfg("model=vae", "dataset=digits", "logger=wandb", "model.iw_samples=16")
     record = run(cfg)
     out = Path(cfg.paths.output_dir)
     on_disk = read_results(out / "results.json")

@@ -138,7 +138,9 @@ def test_a_run_records_the_decay_its_evaluated_weights_last_got(fast_cfg):
     from genbench.reporting.table_footer import footer
     from genbench.run import run
 
-    record = run(fast_cfg("model=vae", "dataset=digits", "eval.fidelity=false"))
+    record = run(
+        fast_cfg("model=vae", "dataset=digits", "eval.fidelity=false", "model.iw_samples=16")
+    )
     name = record["evaluated_checkpoint"]
     step = int(re.search(r"step(\d+)", name).group(1)) if "step" in name else None
     step = step or record["metrics"]["train_steps"]  # "last": every step's update

@@ -39,7 +39,13 @@ def test_every_learning_rate_of_the_config_is_scaled_and_nothing_else(tmp_path):
 def test_a_run_trains_with_and_records_the_scaled_rate(tmp_path):
     out = tmp_path / "run"
     p = genbench(
-        "train", "model=vae", "dataset=digits", "lr_scale=3", *smoke(), f"hydra.run.dir={out}"
+        "train",
+        "model=vae",
+        "model.iw_samples=16",
+        "dataset=digits",
+        "lr_scale=3",
+        *smoke(),
+        f"hydra.run.dir={out}",
     )
     assert p.returncode == 0, p.stderr[-2000:]
     record = json.loads((out / "results.json").read_text())
