@@ -13,8 +13,9 @@
 #        training / evaluation, e.g. EXTRA="dataset.num_train=512" for a rehearsal), EXTRA_<model>
 #        (overrides for one family's training, e.g. EXTRA_ebm="model.ais_temps=[5,10,20]"),
 #        MODELS (default: every family), SEEDS (default "0 1 2": each family is trained once
-#        per seed, runs/<model>_seed<s>; the table gives mean ± std over them), SKIP_TRAINING=1 (evaluate the runs already under
-#        OUT_DIR/runs again, e.g. after a call that ran out of time),
+#        per seed, runs/<model>_seed<s>; the table gives mean ± std over them),
+#        SKIP_TRAINING=1 (evaluate the runs already under OUT_DIR/runs again, e.g. after a call
+#        that ran out of time),
 #        PARALLEL=1 (default) trains the families side by side on the one GPU (small models
 #        leave it idle; the FLOP budget, not the wall clock, bounds training, so this changes no
 #        number but train_time_s), each with TRAIN_THREADS CPU threads (cores / jobs); samples/s
@@ -38,8 +39,6 @@ PARALLEL=${PARALLEL:-1}
 CORES=$(nproc)
 # Thread pools (torch, BLAS, OpenMP) per process: the side-by-side trainings share the cores;
 # each evaluation runs alone and takes them all.
-NJOBS=$(( $(wc -w <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}") * $(wc -w <<< "${SEEDS:-0 1 2}") ))
-TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / NJOBS > 1 ? CORES / NJOBS : 1 ))}
 EVAL_THREADS=${EVAL_THREADS:-$CORES}
 HW=${HW:-gpu}
 VAL_EXAMPLES=${VAL_EXAMPLES:-1024}  # validation images model selection scores (as make benchmark-mnist)
@@ -49,6 +48,7 @@ read -r -a MODELS <<< "${MODELS:-arm diffusion ebm flow flow_matching gan vae}"
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
 JOBS=()  # <model>_seed<s>: one run folder per family and seed
 for m in "${MODELS[@]}"; do for s in "${SEEDS[@]}"; do JOBS+=("${m}_seed$s"); done; done
+TRAIN_THREADS=${TRAIN_THREADS:-$(( CORES / ${#JOBS[@]} > 1 ? CORES / ${#JOBS[@]} : 1 ))}
 mkdir -p "$OUT_DIR/runs" "$OUT_DIR/floor" "$OUT_DIR/table"
 
 common=(dataset=mnist "dataset.root=$DATA" "hardware=$HW" hardware.precision=32-true
