@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, OmegaConf
 
+from genbench.core.matmul import check_matmul_precision
 from genbench.core.settings import EvalSettings
 
 # The top-level conf/ folder ships inside the package as genbench/conf (a link in the source
@@ -54,6 +55,12 @@ class HardwareSchema:
     num_nodes: int = 1
     num_workers: int = 0  # data-loader worker processes
     threads: int | None = None  # torch, BLAS and OpenMP threads per process; null = defaults
+    # Speed switches (genbench/training/speed.py): the same training, faster where they pay;
+    # the same losses within the tolerances of tests/training/test_speed_switches.py.
+    fused_optimizer: bool = MISSING  # every optimiser a family builds takes fused=True
+    channels_last: bool = MISSING  # the module and image batches in torch.channels_last
+    compile: bool = MISSING  # torch.compile of the family's networks (training only)
+    matmul_precision: str = MISSING  # torch.set_float32_matmul_precision: highest | high | medium
 
 
 class BudgetKind(Enum):
@@ -154,6 +161,8 @@ def check_config(cfg) -> None:
         isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not lr_scale > 0
     ):
         raise ValueError(f"lr_scale={lr_scale!r}; valid: a number > 0 (1: the model's own rates)")
+    if "hardware" in cfg and "matmul_precision" in cfg.hardware:
+        check_matmul_precision(cfg.hardware.matmul_precision)
     if "budget" in cfg:
         check_budget(cfg.budget)
     if "eval" in cfg:

@@ -36,6 +36,7 @@ from genbench.training.budget import probe_flops, trainer_limits
 from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
 from genbench.training.checkpoints import AtomicCheckpointIO, BestCheckpoint
 from genbench.training.ema import EMA, effective_decay
+from genbench.training.speed import SpeedSwitches, set_matmul_precision
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ def build_callbacks(callbacks_cfg: DictConfig | None, has_logger: bool) -> list[
             continue  # Lightning refuses an LR monitor without a logger
         callbacks.append(cb)
     return callbacks
+
+
+def speed_switches(hardware: DictConfig) -> SpeedSwitches:
+    """The hardware group's speed switches as the fit's first callback: before EMA's, which
+    copies the module at setup (genbench/training/speed.py)."""
+    return SpeedSwitches(hardware.fused_optimizer, hardware.channels_last, hardware.compile)
 
 
 def find(callbacks: list, kind: type):
@@ -77,6 +84,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     limit_threads(cfg.hardware.get("threads"))
+    set_matmul_precision(cfg.hardware.matmul_precision)
     settings = EvalSettings.from_mapping(cfg.eval)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -133,7 +141,10 @@ def _run(cfg: DictConfig, out_dir: Path, plan, settings: EvalSettings) -> dict:
     for lg in loggers:
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         lg.log_hyperparams({**config, **flat_columns(cfg, module)})
-    callbacks = build_callbacks(cfg.get("callbacks"), bool(loggers))
+    callbacks = [
+        speed_switches(cfg.hardware),
+        *build_callbacks(cfg.get("callbacks"), bool(loggers)),
+    ]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=loggers or False,

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar
 
 import lightning as L
 import torch
+from hydra.utils import get_class, instantiate
 
 from genbench.core.spec import DataSpec
 from genbench.maths.distributions import bits_per_dim, levels_to_unit
@@ -25,6 +27,12 @@ class GenerativeModule(L.LightningModule):
     nll_kind: ClassVar[str] = "none"
     # Metric ModelCheckpoint selects on; None keeps only the last checkpoint.
     checkpoint_monitor: ClassVar[str | None] = "val/nll_bpd"
+    # The hardware group's speed switches that the module itself applies, set by the run's
+    # SpeedSwitches callback when a fit sets up (genbench/training/speed.py). A module fitted
+    # without that callback (the FLOP probe, tests) trains as these say: the stock optimiser
+    # and layout.
+    fused_optimizer: bool = False
+    channels_last: bool = False
 
     def __init__(self, spec: DataSpec | dict):
         super().__init__()
@@ -90,14 +98,41 @@ class GenerativeModule(L.LightningModule):
         config with _target_, e.g. torch.optim.Adam, and its arguments but the parameters) over
         every parameter, `scheduler` (null, or a config with _target_ and its arguments but the
         optimiser). Families with several optimisers (the GAN) override this."""
-        from hydra.utils import instantiate
-
         hp = self.hparams
-        opt = instantiate(hp.optimizer, params=self.parameters())
+        opt = self.make_optimizer(hp.optimizer, self.parameters())
         if not hp.get("scheduler"):
             return opt
         sched = instantiate(hp.scheduler, optimizer=opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def make_optimizer(self, optimizer: dict, params) -> torch.optim.Optimizer:
+        """The optimiser `optimizer` ({"_target_": its class, **its arguments but the
+        parameters}) over `params`. Every optimiser a family builds comes from here, so the
+        hardware group's `fused_optimizer` (one kernel for the whole update) applies in one
+        place; it refuses an optimiser without a fused implementation rather than ignore it."""
+        extra = {}
+        if self.fused_optimizer:
+            cls = get_class(optimizer["_target_"])
+            if "fused" not in inspect.signature(cls).parameters:
+                raise ValueError(
+                    f"hardware.fused_optimizer=true: {optimizer['_target_']} takes no fused "
+                    "argument; valid: an optimiser that does (torch.optim.Adam, AdamW, SGD) or "
+                    "hardware.fused_optimizer=false"
+                )
+            extra["fused"] = True
+        return instantiate(optimizer, params=params, **extra)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Image batches (4-D tensors) in channels_last when the run's switch says so, the
+        layout of the weights (SpeedSwitches converts those); anything else as it comes."""
+        if not self.channels_last or not isinstance(batch, (list, tuple)):
+            return batch
+        return type(batch)(
+            t.contiguous(memory_format=torch.channels_last)
+            if isinstance(t, torch.Tensor) and t.dim() == 4
+            else t
+            for t in batch
+        )
 
     def nll_diagnostics(self) -> dict:
         """Extra results.json metrics about how the NLL was estimated (e.g. an AIS ladder)."""

@@ -169,6 +169,9 @@ class GAN(GenerativeModule):
 
     def configure_optimizers(self):
         betas = tuple(self.hparams.betas)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
+        adam = {"_target_": "torch.optim.Adam", "betas": betas}
+        opt_g = self.make_optimizer({**adam, "lr": self.hparams.lr_g}, self.generator.parameters())
+        opt_d = self.make_optimizer(
+            {**adam, "lr": self.hparams.lr_d}, self.discriminator.parameters()
+        )
         return opt_g, opt_d
