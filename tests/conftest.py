@@ -51,6 +51,33 @@ def fast_cfg(tmp_path):
     return make
 
 
+# The one trained run the tests that read or re-evaluate a finished run share: a VAE on digits
+# trained by the command line (its .hydra folder, train.log and console output as a user's),
+# 64 fidelity samples, scored by the ELBO (IWAE-1: the cheapest estimate, and the loosest, so
+# a re-evaluation with more importance samples has something to tighten).
+VAE_RUN = ["model=vae", "dataset=digits", *smoke(), "eval.num_samples=64", "model.iw_samples=1"]
+
+
+@pytest.fixture(scope="session")
+def vae_run_once(tmp_path_factory):
+    """`genbench-train VAE_RUN` once per session: (its run folder, the finished process). Read
+    it through `vae_run`, which gives each test its own copy to change."""
+    from tests.commands import genbench
+
+    run_dir = tmp_path_factory.mktemp("shared") / "vae_digits"
+    out = genbench("train", *VAE_RUN, f"hydra.run.dir={run_dir}", timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run_dir, out
+
+
+@pytest.fixture
+def vae_run(vae_run_once, tmp_path) -> Path:
+    """This test's own copy of the shared trained VAE run (checkpoints, results, .hydra)."""
+    import shutil
+
+    return Path(shutil.copytree(vae_run_once[0], tmp_path / "run"))
+
+
 def eval_settings(base: str = "default", **values):
     """The evaluation settings of conf/eval/<base>.yaml (cache under GENBENCH_CACHE), with
     `values` in place of some of them."""

@@ -127,20 +127,18 @@ def measured_decays(decay: float, updates: int) -> list[float]:
     return out
 
 
-def test_a_run_records_the_decay_its_evaluated_weights_last_got(fast_cfg):
+def test_a_run_records_the_decay_its_evaluated_weights_last_got(vae_run):
     """The footer's 'EMA decay 0.999' is the target; with the warm-up, what the evaluated
     weights last got is less: recorded per run (metrics.ema_decay_applied) and shown in the
     table's footer. It equals the decay an EMA of the same target measurably applies at that
     update (the VAE's evaluated checkpoint at step s had s updates, s - 1 before its last)."""
     import re
 
+    from genbench.core.results import read_results
     from genbench.reporting.aggregate import aggregate
     from genbench.reporting.table_footer import footer
-    from genbench.run import run
 
-    record = run(
-        fast_cfg("model=vae", "dataset=digits", "eval.fidelity=false", "model.iw_samples=16")
-    )
+    record = read_results(vae_run / "results.json")  # conftest.VAE_RUN: the smoke presets
     name = record["evaluated_checkpoint"]
     step = int(re.search(r"step(\d+)", name).group(1)) if "step" in name else None
     step = step or record["metrics"]["train_steps"]  # "last": every step's update
