@@ -24,6 +24,14 @@ Python and Lightning) -- the measured reason a family sits far under the peak.
 
 Timings are only as good as the machine was quiet: the load average is printed with them, and
 each family is measured once (its spread over batches is the interval shown).
+
+--compare SWITCH times one of the hardware group's speed switches (fused_optimizer,
+channels_last, compile; genbench/training/speed.py) instead: per family, the module with the
+switch off and a second one with it on (the same seed and weights), timed in --rounds rounds,
+each round timing both (the order alternating) for --steps batches after --warmup, all in one
+process. A round's ratio is its median seconds per batch on / off; the report gives the median
+ratio over rounds and its range, so load that drifts between rounds hits both sides of a ratio
+and what is left of it shows in the range.
 """
 
 from __future__ import annotations
@@ -41,21 +49,26 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from genbench.config import register
 from genbench.families.build import build_model
 from genbench.logs import quiet_library_logs
-from genbench.run import build_callbacks
+from genbench.run import build_callbacks, speed_switches
 from genbench.training.budget import probe_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+SWITCHES = ("fused_optimizer", "channels_last", "compile")
 OVERRIDES = [
     "logger=none",
     "callbacks.best_checkpoint=null",
     "callbacks.last_checkpoint=null",
     "callbacks.progress._target_=genbench.training.progress.LogProgress",
 ]
+
+
+BENCH_DIR = "/tmp/genbench-bench-train"
 
 
 def load() -> str:
@@ -126,6 +139,56 @@ def top_operators(prof, n: int = 6) -> dict:
     }
 
 
+def timed_fit(cfg, module, dm, hardware, warmup: int, steps: int, out_dir: str, profile: int):
+    """A fit of `module` with the run's trainer and callbacks under `hardware`'s speed switches
+    (no checkpoints, loggers or validation) for warmup + steps (+ profile) batches: its clock."""
+    clock = BatchClock(warmup, steps, profile)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[
+            speed_switches(hardware),
+            *build_callbacks(cfg.callbacks, has_logger=False),
+            clock,
+        ],
+        max_steps=-1,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        default_root_dir=out_dir,
+    )
+    trainer.fit(module, datamodule=dm)
+    return clock
+
+
+def compare_switch(cfg, switch: str, rounds: int, warmup: int, steps: int, out_dir: str) -> dict:
+    """Median seconds per batch with `switch` off and on, interleaved in `rounds` rounds; the
+    ratio on / off per round, its median and range."""
+    arms = {}
+    for on in (False, True):
+        L.seed_everything(cfg.seed, verbose=False)
+        dm = instantiate(cfg.dataset)
+        hardware = OmegaConf.merge(cfg.hardware, {switch: on})
+        arms[on] = (build_model(cfg.model, dm.spec), dm, hardware)
+    times = {False: [], True: []}
+    for r in range(rounds):
+        for on in (False, True) if r % 2 == 0 else (True, False):
+            module, dm, hardware = arms[on]
+            clock = timed_fit(cfg, module, dm, hardware, warmup, steps, out_dir, 0)
+            times[on].append(statistics.median(clock.times))
+    ratios = [t_on / t_off for t_on, t_off in zip(times[True], times[False], strict=True)]
+    return {
+        "switch": switch,
+        "batch_size": int(cfg.dataset.batch_size),
+        "s_per_batch_off": statistics.median(times[False]),
+        "s_per_batch_on": statistics.median(times[True]),
+        "ratio_median": statistics.median(ratios),
+        "ratio_range": [min(ratios), max(ratios)],
+        "ratios": ratios,
+    }
+
+
 def measure(cfg, warmup: int, steps: int, out_dir: str, profile: int = 0) -> dict:
     """FLOPs per batch (the budget's probe) and the steady-state seconds per batch."""
     L.seed_everything(cfg.seed, verbose=False)
@@ -139,19 +202,7 @@ def measure(cfg, warmup: int, steps: int, out_dir: str, profile: int = 0) -> dic
         accelerator=accelerator,
         precision=cfg.hardware.precision,
     )
-    clock = BatchClock(warmup, steps, profile)
-    trainer = instantiate(
-        cfg.trainer,
-        logger=False,
-        callbacks=[*build_callbacks(cfg.callbacks, has_logger=False), clock],
-        max_steps=-1,
-        max_epochs=-1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        enable_checkpointing=False,
-        default_root_dir=out_dir,
-    )
-    trainer.fit(module, datamodule=dm)
+    clock = timed_fit(cfg, module, dm, cfg.hardware, warmup, steps, out_dir, profile)
     q1, median, q3 = statistics.quantiles(clock.times, n=4)
     return {
         "flops_per_batch": cost.flops_per_batch,
@@ -178,6 +229,13 @@ def main() -> None:
     ap.add_argument(
         "--profile", type=int, default=0, help="profile this many more batches per family"
     )
+    ap.add_argument(
+        "--compare",
+        default=None,
+        choices=SWITCHES,
+        help="time this speed switch off against on, interleaved, instead of FLOP/s",
+    )
+    ap.add_argument("--rounds", type=int, default=6, help="--compare: rounds of off and on")
     ap.add_argument("--out", default=None, help="folder for bench_train.json and .md")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
@@ -201,6 +259,18 @@ def main() -> None:
                         *extra,
                     ],
                 )
+                if args.compare:
+                    torch.set_num_threads(cfg.hardware.threads or torch.get_num_threads())
+                    row = {
+                        "dataset": dataset,
+                        "model": model,
+                        **compare_switch(
+                            cfg, args.compare, args.rounds, args.warmup, args.steps, BENCH_DIR
+                        ),
+                    }
+                    rows.append(row)
+                    print(f"{dataset:7s} {model:14s} {compare_line(row)}; {load()}", flush=True)
+                    continue
                 if peak is None:
                     torch.set_num_threads(cfg.hardware.threads or torch.get_num_threads())
                     device = "cuda" if cfg.hardware.accelerator == "gpu" else "cpu"
@@ -223,9 +293,7 @@ def main() -> None:
                 row = {
                     "dataset": dataset,
                     "model": model,
-                    **measure(
-                        cfg, args.warmup, args.steps, "/tmp/genbench-bench-train", args.profile
-                    ),
+                    **measure(cfg, args.warmup, args.steps, BENCH_DIR, args.profile),
                 }
                 row["fraction_of_peak"] = row["flops_per_s"] / peak["flops_per_s"]
                 rows.append(row)
@@ -241,7 +309,7 @@ def main() -> None:
     report = {
         "command": " ".join(["python scripts/bench_train.py", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name()
-        if peak and peak["device"] == "cuda"
+        if args.hardware != "cpu" and torch.cuda.is_available()
         else f"{os.cpu_count()} CPUs",
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -252,8 +320,38 @@ def main() -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_train.json").write_text(json.dumps(report, indent=1) + "\n")
-        (out / "bench_train.md").write_text(markdown(report))
+        (out / "bench_train.md").write_text(
+            compare_markdown(report) if args.compare else markdown(report)
+        )
         print(f"wrote {out}/bench_train.json and .md")
+
+
+def compare_line(row: dict) -> str:
+    lo, hi = row["ratio_range"]
+    return (
+        f"{row['switch']} off {1e3 * row['s_per_batch_off']:.1f} ms/batch, on "
+        f"{1e3 * row['s_per_batch_on']:.1f} ms/batch: on/off {row['ratio_median']:.3f} "
+        f"[{lo:.3f}, {hi:.3f}] over {len(row['ratios'])} rounds"
+    )
+
+
+def compare_markdown(report: dict) -> str:
+    lines = [
+        f"Speed switch, `{report['command']}` ({report['date']}, {report['device']}, torch "
+        f"{report['torch']}): median seconds per batch off and on, and the ratio on / off per "
+        "round (median [min, max] over rounds; below 1: faster with the switch).",
+        "",
+        "| data | family | batch | ms/batch off | ms/batch on | on / off [range] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        lo, hi = r["ratio_range"]
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['batch_size']} | "
+            f"{1e3 * r['s_per_batch_off']:.1f} | {1e3 * r['s_per_batch_on']:.1f} | "
+            f"{r['ratio_median']:.3f} [{lo:.3f}, {hi:.3f}] |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def profile_line(profile: dict) -> str:
