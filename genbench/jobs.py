@@ -38,6 +38,11 @@ FINAL = ("completed", "diverged")
 # Keys that do not change what a job computes: where it writes and how it reports progress.
 NOT_HASHED = ("paths", "ckpt_path", "logger")
 NOT_HASHED_CALLBACKS = ("progress", "lr_monitor")
+# The hardware group's speed switches (training/speed.py): how fast a job trains, not what it
+# computes (equal within the tolerances tests/training/test_speed_switches.py states). Hashed,
+# a job resumed with a switch flipped would restart, and every job trained before the
+# switches existed would look changed and be trained again.
+NOT_HASHED_HARDWARE = ("fused_optimizer", "channels_last", "compile", "matmul_precision")
 # Keys at any depth naming a folder the job writes to or caches in (absolute once resolved:
 # hashed, a sweep moved to another folder or another GENBENCH_CACHE would retrain every job).
 NOT_HASHED_ANYWHERE = ("dirpath", "cache_dir")
@@ -52,13 +57,15 @@ def _without_folders(node):
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """sha256 (16 hex digits) of the resolved config, minus NOT_HASHED, NOT_HASHED_CALLBACKS
-    and NOT_HASHED_ANYWHERE."""
+    """sha256 (16 hex digits) of the resolved config, minus NOT_HASHED, NOT_HASHED_CALLBACKS,
+    NOT_HASHED_HARDWARE and NOT_HASHED_ANYWHERE."""
     c = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     for key in NOT_HASHED:
         c.pop(key, None)
     for key in NOT_HASHED_CALLBACKS:
         (c.get("callbacks") or {}).pop(key, None)
+    for key in NOT_HASHED_HARDWARE:
+        (c.get("hardware") or {}).pop(key, None)
     c = _without_folders(c)
     return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -36,7 +36,7 @@ from genbench.training.budget import probe_flops, trainer_limits
 from genbench.training.callbacks import DivergenceMonitor, FirstStepTimer
 from genbench.training.checkpoints import AtomicCheckpointIO, BestCheckpoint
 from genbench.training.ema import EMA, effective_decay
-from genbench.training.speed import SpeedSwitches, set_matmul_precision
+from genbench.training.speed import SpeedSwitches
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,12 @@ def build_callbacks(callbacks_cfg: DictConfig | None, has_logger: bool) -> list[
 def speed_switches(hardware: DictConfig) -> SpeedSwitches:
     """The hardware group's speed switches as the fit's first callback: before EMA's, which
     copies the module at setup (genbench/training/speed.py)."""
-    return SpeedSwitches(hardware.fused_optimizer, hardware.channels_last, hardware.compile)
+    return SpeedSwitches(
+        hardware.fused_optimizer,
+        hardware.channels_last,
+        hardware.compile,
+        hardware.matmul_precision,
+    )
 
 
 def find(callbacks: list, kind: type):
@@ -84,7 +89,6 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     limit_threads(cfg.hardware.get("threads"))
-    set_matmul_precision(cfg.hardware.matmul_precision)
     settings = EvalSettings.from_mapping(cfg.eval)
     L.seed_everything(cfg.seed, workers=True)
 

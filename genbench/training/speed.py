@@ -9,8 +9,9 @@ faster that change neither what a step computes nor what the benchmark reports.
 - `compile`: torch.compile of the family's networks (the module's children with parameters),
   in place (`nn.Module.compile`), so state_dict keys, and so checkpoints, are the same as an
   uncompiled module's.
-- `matmul_precision`: torch.set_float32_matmul_precision at run start ("high" lets an Ampere
-  or later GPU use TF32 for float32 products).
+- `matmul_precision`: torch.set_float32_matmul_precision for the training batches only ("high"
+  lets an Ampere or later GPU use TF32 for float32 products); validation, the test NLL and the
+  sample metrics run at the precision the process had (torch's default: "highest", float32).
 
 The FLOP budget's probe (training/budget.py) runs before the fit, on a copy of the module this
 callback never touches: it counts the plain module, and tests/training/test_speed_switches.py
@@ -62,12 +63,22 @@ class SpeedSwitches(L.Callback):
     callback first), so the average has the live module's layout and no compiled code bound to
     the live module's weights."""
 
-    def __init__(self, fused_optimizer: bool, channels_last: bool, compile: bool):
+    def __init__(
+        self,
+        fused_optimizer: bool,
+        channels_last: bool,
+        compile: bool,
+        matmul_precision: str = "highest",
+    ):
+        check_matmul_precision(matmul_precision)
         self.fused_optimizer = fused_optimizer
         self.channels_last = channels_last
         self.compile = compile
+        self.matmul_precision = matmul_precision
+        self.measuring_precision = torch.get_float32_matmul_precision()
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self.measuring_precision = torch.get_float32_matmul_precision()  # evaluation's
         pl_module.fused_optimizer = self.fused_optimizer
         pl_module.channels_last = self.channels_last
         if self.channels_last:
@@ -80,10 +91,23 @@ class SpeedSwitches(L.Callback):
             for net in networks(pl_module):
                 net.compile()
 
+    # Training batches at `matmul_precision`; every validation, and whatever follows the fit,
+    # at the precision the process had when the fit set up.
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        torch.set_float32_matmul_precision(self.matmul_precision)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        torch.set_float32_matmul_precision(self.measuring_precision)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        torch.set_float32_matmul_precision(self.measuring_precision)
+
     def on_fit_end(self, trainer, pl_module) -> None:
-        """Evaluation after the fit runs the networks eagerly, as without the switch: its batch
-        sizes and loops would each compile anew, and its numbers stay those of today's code.
-        (nn.Module.compile keeps the compiled call in this attribute; None is eager again.)"""
+        """Evaluation after the fit runs at the precision of validation, and the networks
+        eagerly, as without the switches: its batch sizes and loops would each compile anew,
+        and its numbers stay those of today's code. (nn.Module.compile keeps the compiled call
+        in this attribute; None is eager again.)"""
+        torch.set_float32_matmul_precision(self.measuring_precision)
         if self.compile:
             for net in networks(pl_module):
                 net._compiled_call_impl = None

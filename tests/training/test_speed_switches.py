@@ -261,7 +261,7 @@ def test_a_run_with_the_switches_on_records_them(tmp_path):
     before = torch.get_float32_matmul_precision()
     try:
         record = run(cfg)
-        assert torch.get_float32_matmul_precision() == "high"
+        assert torch.get_float32_matmul_precision() == before  # "high" for training only
     finally:
         torch.set_float32_matmul_precision(before)
     assert record["status"] == "completed", record.get("error")
@@ -269,3 +269,56 @@ def test_a_run_with_the_switches_on_records_them(tmp_path):
     hardware = written["config"]["hardware"]
     assert hardware["fused_optimizer"] is True and hardware["channels_last"] is True
     assert hardware["compile"] is False and hardware["matmul_precision"] == "high"
+
+
+class Precisions(L.Callback):
+    """The float32 matmul precision in force at each training batch and each validation batch."""
+
+    def __init__(self):
+        self.seen: dict[str, set] = {"train": set(), "val": set()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.seen["train"].add(torch.get_float32_matmul_precision())
+
+    def on_validation_batch_end(self, trainer, pl_module, *args) -> None:
+        self.seen["val"].add(torch.get_float32_matmul_precision())
+
+
+def test_matmul_precision_is_the_training_batches_and_validation_stays_float32():
+    """TF32 (matmul_precision=high) may speed training; validation, which selects the
+    checkpoint, and everything after the fit keep the process's precision ("highest")."""
+    cfg = config("vae")
+    dm = instantiate(cfg.dataset)
+    module = build_model(cfg.model, dm.spec)
+    seen = Precisions()
+    switches = SpeedSwitches(**OFF, matmul_precision="high")
+    trainer = quiet_trainer(
+        max_steps=4, limit_val_batches=1, val_check_interval=2, callbacks=[switches, seen]
+    )
+    assert torch.get_float32_matmul_precision() == "highest"
+    trainer.fit(module, datamodule=dm)
+    assert seen.seen == {"train": {"high"}, "val": {"highest"}}
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_the_switches_leave_a_jobs_config_hash_alone():
+    """A job's hash (which decides skip, resume or retrain: genbench/jobs.py) ignores the
+    switches: a run recorded before they existed keeps its hash under today's config, and
+    flipping one resumes a job rather than training it again; a change of what is computed
+    (the Trainer's precision) is a new job."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from genbench.jobs import config_hash
+
+    runs = Path(__file__).resolve().parents[2] / "docs" / "benchmark" / "digits" / "runs"
+    record = json.loads((runs / "vae_digits_seed0" / "results.json").read_text())
+    assert "fused_optimizer" not in record["config"]["hardware"]  # recorded before the switches
+    cfg = OmegaConf.create(record["config"])
+    assert config_hash(cfg) == record["config_hash"]
+    on = {"fused_optimizer": True, "channels_last": True, "compile": True}
+    cfg.hardware.update({**on, "matmul_precision": "high"})
+    assert config_hash(cfg) == record["config_hash"]
+    cfg.hardware.precision = "bf16-mixed"
+    assert config_hash(cfg) != record["config_hash"]
