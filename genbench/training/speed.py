@@ -68,7 +68,7 @@ class SpeedSwitches(L.Callback):
         fused_optimizer: bool,
         channels_last: bool,
         compile: bool,
-        matmul_precision: str = "highest",
+        matmul_precision: str,
     ):
         check_matmul_precision(matmul_precision)
         self.fused_optimizer = fused_optimizer

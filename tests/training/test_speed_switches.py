@@ -52,7 +52,12 @@ WEIGHT_RTOL = {"fused_optimizer": 3e-4, "channels_last": 1e-3, "compile": 1e-3}
 # The ARM draws dropout masks on its channels_last activations in memory order: other masks
 # (the same distribution), so its channels_last check trains without dropout.
 LAYOUT_ONLY = {"arm": ("model.dropout=0.0",)}
-OFF = {"fused_optimizer": False, "channels_last": False, "compile": False}
+OFF = {
+    "fused_optimizer": False,
+    "channels_last": False,
+    "compile": False,
+    "matmul_precision": "highest",
+}
 
 
 def config(family: str, *overrides: str):
@@ -291,7 +296,7 @@ def test_matmul_precision_is_the_training_batches_and_validation_stays_float32()
     dm = instantiate(cfg.dataset)
     module = build_model(cfg.model, dm.spec)
     seen = Precisions()
-    switches = SpeedSwitches(**OFF, matmul_precision="high")
+    switches = SpeedSwitches(**{**OFF, "matmul_precision": "high"})
     trainer = quiet_trainer(
         max_steps=4, limit_val_batches=1, val_check_interval=2, callbacks=[switches, seen]
     )
