@@ -27,13 +27,6 @@ import torch
 from genbench.core.matmul import check_matmul_precision
 
 
-def set_matmul_precision(precision: str) -> None:
-    """torch.set_float32_matmul_precision(precision), after `check_matmul_precision`: torch's own
-    error for a bad value is a multi-line one."""
-    check_matmul_precision(precision)
-    torch.set_float32_matmul_precision(precision)
-
-
 def networks(module: torch.nn.Module) -> list[torch.nn.Module]:
     """The module's children that hold parameters: the networks doing a family's work (the
     VAE's encoder and decoder, the GAN's two players, the U-Net), not its parameter-free parts

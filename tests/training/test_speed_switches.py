@@ -39,7 +39,7 @@ from genbench.core.matmul import MATMUL_PRECISIONS
 from genbench.families.build import build_model
 from genbench.run import run
 from genbench.training.budget import probe_flops
-from genbench.training.speed import SpeedSwitches, networks, set_matmul_precision
+from genbench.training.speed import SpeedSwitches, networks
 from tests.commands import smoke
 from tests.conftest import compose_config
 from tests.trainers import quiet_trainer
@@ -238,16 +238,16 @@ def test_fused_optimizer_refuses_an_optimiser_without_one():
 def test_a_bad_matmul_precision_is_one_line_naming_the_valid_ones():
     line = "hardware.matmul_precision='fast'; valid: highest, high, medium"
     with pytest.raises(ValueError, match="^" + line.replace("(", r"\(") + "$"):
-        set_matmul_precision("fast")
+        SpeedSwitches(**{**OFF, "matmul_precision": "fast"})
     from genbench.cli import command_line_problem
 
     problem = command_line_problem("train", ["hardware.matmul_precision=fast"])
     assert problem == line
     before = torch.get_float32_matmul_precision()
-    for precision in MATMUL_PRECISIONS:
-        set_matmul_precision(precision)
+    for precision in MATMUL_PRECISIONS:  # each a name torch takes
+        torch.set_float32_matmul_precision(precision)
         assert torch.get_float32_matmul_precision() == precision
-    set_matmul_precision(before)
+    torch.set_float32_matmul_precision(before)
 
 
 def test_a_run_with_the_switches_on_records_them(tmp_path):
