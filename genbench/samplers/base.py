@@ -17,8 +17,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import Tensor
 
 ModelFn = Callable[[torch.Tensor, object], torch.Tensor]
+# A sampler's source of randomness: None draws from torch's global generator.
+Rng = torch.Generator | None
 
 
 class Sampler(ABC):
@@ -35,13 +38,7 @@ class Sampler(ABC):
         """Fix the grid: afterwards `timesteps` lists the network calls in order."""
 
     @abstractmethod
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         """The state after the network's output `model_output` at timestep `t`, from `x`."""
 
     @property

@@ -13,9 +13,10 @@ deterministic (the probability-flow ODE's first-order step); eta=1 with S=T is D
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from genbench.maths.gaussian_diffusion import GaussianDiffusion
-from genbench.samplers.base import Sampler
+from genbench.samplers.base import Rng, Sampler
 
 
 class DDIM(Sampler):
@@ -38,13 +39,7 @@ class DDIM(Sampler):
         self.timesteps = grid[::-1]
         self._prev = {t: grid[i - 1] if i > 0 else -1 for i, t in enumerate(grid)}
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         p, prev = self.process, self._prev[t]
         acp = p.alphas_cumprod[t]
         acp_prev = p.alphas_cumprod[prev] if prev >= 0 else torch.ones_like(acp)

@@ -8,9 +8,10 @@ variance). The last step (t=0) returns the mean, with no noise.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from genbench.maths.gaussian_diffusion import GaussianDiffusion
-from genbench.samplers.base import Sampler
+from genbench.samplers.base import Rng, Sampler
 
 
 class DDPM(Sampler):
@@ -31,13 +32,7 @@ class DDPM(Sampler):
             )
         self.timesteps = list(range(n - 1, -1, -1))
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
         mean, _ = self.process.q_posterior(model_output, x, tt)
         if t == 0:

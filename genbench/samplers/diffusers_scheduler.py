@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from diffusers import SchedulerMixin
+from torch import Tensor
 
 from genbench.maths.gaussian_diffusion import GaussianDiffusion
-from genbench.samplers.base import Sampler
+from genbench.samplers.base import Rng, Sampler
 
 
 class DiffusersScheduler(Sampler):
@@ -43,13 +43,7 @@ class DiffusersScheduler(Sampler):
         self.scheduler.set_timesteps(num_steps)
         self.timesteps = self.scheduler.timesteps.tolist()
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: int,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         if not self.timesteps:
             raise RuntimeError(f"{type(self).__name__}: call set_timesteps(num_steps) first")
         if t == self.timesteps[0]:  # a new trajectory: forget the previous one's outputs

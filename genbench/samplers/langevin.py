@@ -13,8 +13,9 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
-from genbench.samplers.base import ModelFn, Sampler
+from genbench.samplers.base import ModelFn, Rng, Sampler
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -71,13 +72,7 @@ class SGLD(Sampler):
     def set_timesteps(self, num_steps: int) -> None:
         self.timesteps = list(range(num_steps))
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         x = x.detach() - self.step_size * model_output + self.noise * eps
         if self.lo is not None:

@@ -24,8 +24,9 @@ The state x may be any tensor (e.g. (B, C, H, W) images, or (B, D + 1) for an au
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from genbench.samplers.base import Sampler
+from genbench.samplers.base import Rng, Sampler
 
 
 class ODESolver(Sampler):
@@ -73,13 +74,7 @@ class ODESolver(Sampler):
         """The times of step i's network calls (one per stage)."""
         return [self.grid[i]]
 
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t,
-        x: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
         if not self.timesteps:
             raise RuntimeError(f"{type(self).__name__}: call set_timesteps(num_steps) first")
         i, stage = divmod(self._call, self.stages)
