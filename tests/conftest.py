@@ -54,8 +54,11 @@ def fast_cfg(tmp_path):
 # The one trained run the tests that read or re-evaluate a finished run share: a VAE on digits
 # trained by the command line (its .hydra folder, train.log and console output as a user's),
 # 64 fidelity samples, scored by the ELBO (IWAE-1: the cheapest estimate, and the loosest, so
-# a re-evaluation with more importance samples has something to tighten).
-VAE_RUN = ["model=vae", "dataset=digits", *smoke(), "eval.num_samples=64", "model.iw_samples=1"]
+# a re-evaluation with more importance samples has something to tighten) on 256 test images.
+VAE_RUN = [
+    *["model=vae", "dataset=digits", *smoke(), "eval.num_samples=64", "model.iw_samples=1"],
+    "eval.nll_examples=256",
+]
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 
 from genbench.core.results import read_results
 from tests.commands import genbench as cli
+from tests.commands import genbench_here
 from tests.conftest import datamodule
 
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "benchmark" / "digits" / "runs"
@@ -62,7 +63,7 @@ def test_eval_of_a_missing_checkpoint_is_one_line(tmp_path):
 def test_a_failure_before_the_model_exists_is_recorded_as_failed(tmp_path):
     """Missing MNIST files fail while the data module loads, before any model: results.json
     still says failed with the error, and train.log holds it too."""
-    out = cli(
+    out = genbench_here(
         "train",
         "dataset=mnist",
         f"dataset.root={tmp_path / 'nowhere'}",
@@ -125,7 +126,7 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
     common = ["dataset=digits", "eval=fast", "eval.num_samples=1000", "eval.memorisation=false"]
     common_samples = [*common, "levels=256"]
     for name, path in (("train", tmp_path / "train.npz"), ("noise", noise_dir)):
-        out = cli(
+        out = genbench_here(
             "eval",
             f"samples={path}",
             f"name={name}",
@@ -133,7 +134,7 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
             f"hydra.run.dir={tmp_path / name}",
         )
         assert out.returncode == 0, out.stderr[-2000:]
-    out = cli("eval", "floor=true", *common, f"hydra.run.dir={tmp_path / 'floor'}")
+    out = genbench_here("eval", "floor=true", *common, f"hydra.run.dir={tmp_path / 'floor'}")
     assert out.returncode == 0, out.stderr[-2000:]
     real = read_results(tmp_path / "train" / "results.json")
     noise = read_results(tmp_path / "noise" / "results.json")
@@ -147,7 +148,7 @@ def test_samples_made_elsewhere_are_scored_like_a_models_and_real_data_lands_at_
     for key in ("fid", "precision", "recall", "density", "coverage"):
         assert real["metrics"][key] == pytest.approx(floor["metrics"][key], rel=1e-6), key
     assert noise["metrics"]["fid"] > 10 * real["metrics"]["fid"]
-    table = cli("table", f"source={tmp_path}", f"out_dir={tmp_path / 'table'}")
+    table = genbench_here("table", f"source={tmp_path}", f"out_dir={tmp_path / 'table'}")
     assert table.returncode == 0, table.stderr[-2000:]
     md = (tmp_path / "table" / "table.md").read_text()
     assert "| external | train |" in md and "| external | noise |" in md and "| real data |" in md

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from genbench.cli import command_line_problem
-from tests.commands import genbench
+from tests.commands import genbench_here as genbench
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["train", "eval", "table"]
@@ -22,7 +22,7 @@ OWN_KEYS = {
 
 
 def help_text(app: str) -> str:
-    out = genbench(app, "--help", timeout=120)
+    out = genbench(app, "--help")
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -57,7 +57,7 @@ def test_every_example_in_each_help_composes(app):
         if "-m" in argv:
             assert command_line_problem(app, overrides, multirun=True) is None, argv
             continue
-        out = genbench(app, *argv, "--cfg", "job", timeout=120)
+        out = genbench(app, *argv, "--cfg", "job")
         assert out.returncode == 0, (argv, out.stderr[-2000:])
         config = yaml.safe_load(out.stdout)
         for override in overrides:  # each example's keys reach the composed config

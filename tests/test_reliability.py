@@ -18,7 +18,7 @@ from genbench.cli import command_line_problem
 from genbench.core.results import read_results
 from genbench.run import INTERRUPTED, run
 from genbench.train import interrupted_message
-from tests.commands import genbench, smoke
+from tests.commands import genbench_here, smoke
 from tests.conftest import VAE_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +36,9 @@ RESUMABLE = [
 ]
 
 
-def _cli(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    return genbench("train", *args, timeout=timeout)
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    """genbench-train `args`, in this process (tests.commands.genbench_here)."""
+    return genbench_here("train", *args)
 
 
 def _stable(metrics: dict) -> dict:

@@ -17,7 +17,7 @@ import torch
 
 from genbench.core.results import read_results
 from genbench.run import run
-from tests.commands import genbench
+from tests.commands import genbench_here
 from tests.conftest import CONF_DIR, compose_config
 from tests.crash import Interrupted
 
@@ -301,7 +301,7 @@ def test_a_crafted_checkpoint_is_refused_in_one_line_without_running_code(tmp_pa
     evil, marker = tmp_path / "evil.ckpt", tmp_path / "pwned"
     subprocess.run([sys.executable, "-c", EVIL.format(marker=marker, path=evil)], check=True)
     args = ["model=vae", "trainer=fast", "logger=none", f"ckpt_path={evil}"]
-    out = genbench("train", *args, f"hydra.run.dir={tmp_path / 'run'}", timeout=300)
+    out = genbench_here("train", *args, f"hydra.run.dir={tmp_path / 'run'}")
     assert out.returncode == 1
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("genbench-train: error:")]
     assert len(errors) == 1 and "posix.system" in errors[0] and "refused" in errors[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 from genbench.core.results import METRIC_KEYS, read_results
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.run import run
-from tests.commands import genbench, smoke
+from tests.commands import genbench_here, smoke
 from tests.families.helpers import recomputed_test_bpd
 
 
@@ -64,7 +64,7 @@ def test_run_on_points_with_csv_logger(fast_cfg):
 
 def test_cli_single_run(tmp_path):
     args = ["dataset=8gaussians", *smoke(), f"hydra.run.dir={tmp_path}"]
-    out = genbench("train", *args, timeout=300)
+    out = genbench_here("train", *args)
     assert out.returncode == 0, out.stderr[-2000:]
     assert read_results(tmp_path / "results.json")["dataset"] == "8gaussians"
 

@@ -10,7 +10,7 @@ import torch
 from genbench.core.results import read_results
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.likelihood import evaluate_nll
-from tests.commands import genbench
+from tests.commands import genbench_here
 from tests.conftest import datamodule
 
 
@@ -36,7 +36,7 @@ def test_independent_pixels_bits_per_dim_equals_a_count_by_hand():
 
 def test_eval_cli_writes_the_baseline_row(tmp_path):
     args = ["baseline=pixels", "dataset=digits", "eval=fast", f"hydra.run.dir={tmp_path}"]
-    out = genbench("eval", *args)
+    out = genbench_here("eval", *args)
     assert out.returncode == 0, out.stderr[-2000:]
     rec = read_results(tmp_path / "results.json")
     assert rec["family"] == "pixel-histogram" and rec["metrics"]["nll_kind"] == "exact"

@@ -14,28 +14,33 @@ from omegaconf import OmegaConf
 from genbench.core.results import read_results
 from genbench.core.settings import EvalSettings
 from genbench.run import run
-from tests.commands import genbench
+from tests.commands import genbench_here as genbench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def genbench_eval(*overrides: str) -> subprocess.CompletedProcess:
-    out = genbench("eval", *overrides, timeout=300)
+    out = genbench("eval", *overrides)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
 
-def test_eval_ckpt_updates_results_keeping_other_metrics(vae_run, tmp_path):
+def test_eval_ckpt_updates_results_keeping_other_metrics(vae_run):
+    """genbench-eval into the run's own folder (samples.png beside its results.json): the sample
+    metrics are recomputed, what it was not asked for is kept, and the run's config, which the
+    evaluation reads, is not overwritten by the evaluation's own."""
     run_dir = vae_run
     before = read_results(run_dir / "results.json")["metrics"]
     assert before["fidelity_num_samples"] == 64 and math.isfinite(before["fid"])
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    grid_written = (run_dir / "samples.png").stat().st_mtime_ns  # by the training run
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     genbench_eval(
         f"ckpt={ckpt}",
         "eval=fast",
         "eval.nll=false",
         "eval.num_samples=200",
-        f"hydra.run.dir={tmp_path / 'eval'}",
+        f"hydra.run.dir={run_dir}",
     )
     after = read_results(run_dir / "results.json")
     m = after["metrics"]
@@ -43,15 +48,8 @@ def test_eval_ckpt_updates_results_keeping_other_metrics(vae_run, tmp_path):
     assert m["fidelity_num_samples"] == 200 and m["fid"] != before["fid"]
     for key in ("nll_bpd", "nll_bpd_stderr", "train_time_s", "train_steps"):  # not recomputed
         assert m[key] == before[key]
-    assert (tmp_path / "eval" / "samples.png").exists()
-
-    # Into the run's own folder (samples.png beside its results.json): the run's config, which
-    # the evaluation reads, is not overwritten by the evaluation's own.
-    config = (run_dir / ".hydra" / "config.yaml").read_text()
-    genbench_eval(f"ckpt={ckpt}", "eval=fast", "eval.nll=false", f"hydra.run.dir={run_dir}")
     assert (run_dir / ".hydra" / "config.yaml").read_text() == config
-    assert (run_dir / "samples.png").exists()
-    genbench_eval(f"ckpt={ckpt}", "eval=fast", "eval.nll=false", f"hydra.run.dir={run_dir}")
+    assert (run_dir / "samples.png").stat().st_mtime_ns > grid_written
 
 
 def test_eval_floor_writes_train_vs_test_metrics(tmp_path):
@@ -126,6 +124,7 @@ def test_eval_with_an_estimator_setting_changes_only_the_nll_and_records_it(vae_
         f"ckpt={ckpt}",
         "eval=fast",
         "eval.num_samples=64",
+        "eval.nll_examples=256",  # the run's 256 test images
         "+model.iw_samples=64",
         f"hydra.run.dir={tmp_path / 'eval'}",
     )
@@ -140,7 +139,7 @@ def test_eval_with_an_estimator_setting_changes_only_the_nll_and_records_it(vae_
     for key in ("fid", "fid_ci", "kid_mean", "precision", "recall", "coverage", "ct_score"):
         assert m[key] == before[key], key
     bad = [f"ckpt={ckpt}", "eval=fast", "+model.iw_sample=8", f"hydra.run.dir={tmp_path / 'bad'}"]
-    out = genbench("eval", *bad, timeout=300)
+    out = genbench("eval", *bad)
     assert out.returncode != 0
     (line,) = out.stderr.strip().splitlines()
     assert "model.iw_sample is not a key of the run's model; valid:" in line
@@ -207,7 +206,7 @@ def test_a_run_moved_to_another_machine_is_evaluated_from_its_slim_checkpoint(fa
     (here / "MNIST").mkdir(parents=True)
     (here / "MNIST" / "raw").symlink_to(SHARED_MNIST)
     args = [f"ckpt={slim}", "eval=fast", "eval.max_train_samples=512", *small]
-    missing = genbench("eval", *args, f"hydra.run.dir={tmp_path / 'x'}", timeout=300)
+    missing = genbench("eval", *args, f"hydra.run.dir={tmp_path / 'x'}")
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
     assert str(trained_at) in missing.stderr
     genbench_eval(*args, f"data_root={here}", f"hydra.run.dir={tmp_path / 'slim_eval'}")

@@ -10,7 +10,7 @@ import pytest
 
 from genbench.core.spec import DataSpec
 from genbench.evaluation.external import load_samples
-from tests.commands import genbench
+from tests.commands import genbench_here
 
 DIGITS = DataSpec(name="digits", kind="image", shape=(1, 8, 8), num_levels=17)
 MNIST = DataSpec(name="mnist", kind="image", shape=(1, 28, 28), num_levels=256)
@@ -112,7 +112,7 @@ def test_points_take_no_levels(tmp_path):
 
 def test_eval_cli_refuses_levels_without_samples_in_one_line(tmp_path):
     args = ["floor=true", "levels=256", "dataset=moons", "eval=fast", f"hydra.run.dir={tmp_path}"]
-    out = genbench("eval", *args, timeout=120)
+    out = genbench_here("eval", *args)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
         "genbench-eval: error: levels=256 describes samples=PATH, which is not given"

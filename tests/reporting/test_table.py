@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ from genbench.reporting.paired import paired_difference
 from genbench.reporting.table_writers import MISSING, to_csv, to_latex, to_markdown, write_all
 from genbench.reporting.wandb_offline import read_offline_run
 from genbench.reporting.wandb_report import build_report
-from tests.commands import genbench, smoke
+from tests.commands import genbench_here as genbench
+from tests.commands import smoke
 from tests.conftest import compose_config
 
 SWEEP_MODELS = "vae,gan"  # two families: one with a likelihood, one without
@@ -152,7 +152,7 @@ def test_table_cli_prints_table_and_reports_skips(sweep_dir, tmp_path):
     bad.mkdir(exist_ok=True)
     (bad / "results.json").write_text("[]")
     try:
-        proc = genbench("table", f"source={sweep_dir}", f"out_dir={tmp_path}", timeout=120)
+        proc = genbench("table", f"source={sweep_dir}", f"out_dir={tmp_path}")
     finally:
         (bad / "results.json").unlink()
     assert proc.returncode == 0, proc.stderr
@@ -250,7 +250,7 @@ def test_offline_runs_carry_flat_columns_group_and_curves_names(sweep_dir):
         assert cfg["nll_kind"] in ("bound", "none")
 
 
-def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_path):
+def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_path, monkeypatch):
     import wandb_workspaces.reports.v2 as wr
 
     args = [
@@ -259,7 +259,8 @@ def test_wandb_report_spec_offline_holds_the_panels_and_filters(sweep_dir, tmp_p
         "wandb_report=true",
         "wandb_entity=someone",
     ]
-    proc = genbench("table", *args, timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    proc = genbench("table", *args)
     assert proc.returncode == 0, proc.stderr
     spec = json.loads((tmp_path / "wandb_report.json").read_text())
     assert spec["entity"] == "someone" and spec["project"]
