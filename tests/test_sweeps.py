@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from genbench.config import sweep_subdir
+from tests.commands import genbench_here
 from tests.test_resume import TINY, _stable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,15 +153,7 @@ def test_a_moved_sweep_with_a_longer_seed_list_skips_its_finished_jobs(tmp_path)
     tiny += ["budget.steps=8", "eval.nll=false", "eval.fidelity=false"]
 
     def sweep(folder: Path, *grid: str) -> dict:
-        cmd = [sys.executable, "-m", "genbench.train", "-m", *grid, *tiny]
-        done = subprocess.run(
-            [*cmd, f"hydra.sweep.dir={folder}"],
-            cwd=ROOT,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = genbench_here("train", "-m", *grid, *tiny, f"hydra.sweep.dir={folder}")
         assert done.returncode == 0, done.stderr[-3000:]
         return results(folder)
 
