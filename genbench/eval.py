@@ -38,12 +38,22 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _evaluate(cfg: DictConfig) -> None:
+    from genbench.core.checkpoint_loading import run_dir_of
+
+    limit_threads(cfg.hardware.get("threads"))
+    if not cfg.samples and (cfg.levels is not None or cfg.key is not None):
+        what = "levels" if cfg.levels is not None else "key"
+        raise ValueError(f"{what}={cfg[what]!r} describes samples=PATH, which is not given")
+    # A missing checkpoint or run folder is named before Lightning and the metrics are imported
+    # (seconds on a small machine).
+    reevaluating = cfg.ckpt and not (cfg.floor or cfg.baseline or cfg.samples)
+    run_dir = run_dir_of(cfg.ckpt) if reevaluating else None
+
     from hydra.utils import instantiate
 
     from genbench.core.settings import EvalSettings
     from genbench.evaluation.reevaluate import (
         reevaluate_checkpoint,
-        run_dir_of,
         write_baseline,
         write_external,
         write_floor,
@@ -51,10 +61,6 @@ def _evaluate(cfg: DictConfig) -> None:
     from genbench.reporting.loggers import update_wandb_run
     from genbench.reporting.summary import summary_line
 
-    limit_threads(cfg.hardware.get("threads"))
-    if not cfg.samples and (cfg.levels is not None or cfg.key is not None):
-        what = "levels" if cfg.levels is not None else "key"
-        raise ValueError(f"{what}={cfg[what]!r} describes samples=PATH, which is not given")
     settings = EvalSettings.from_mapping(cfg.eval)
     out_dir = Path(cfg.output_dir)
     gpu = cfg.hardware.accelerator in ("gpu", "cuda") and torch.cuda.is_available()
@@ -83,8 +89,7 @@ def _evaluate(cfg: DictConfig) -> None:
             levels=cfg.levels,
             key=cfg.key,
         )
-    elif cfg.ckpt:
-        run_dir = run_dir_of(cfg.ckpt)
+    elif reevaluating:
         path = run_dir / "results.json"
         record = reevaluate_checkpoint(
             cfg.ckpt,

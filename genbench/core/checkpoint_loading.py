@@ -15,6 +15,17 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the configured model."""
 
 
+def run_dir_of(ckpt: str | Path) -> Path:
+    """<run>/checkpoints/x.ckpt -> <run>; the run folder must hold .hydra/config.yaml."""
+    ckpt = Path(ckpt).expanduser().resolve()
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} does not exist")
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise FileNotFoundError(f"no {run_dir / '.hydra' / 'config.yaml'} next to {ckpt}")
+    return run_dir
+
+
 def load_checkpoint(path: str | Path, module: nn.Module | None = None) -> dict:
     """Read a Lightning checkpoint; with `module`, check its weights fit. One-line errors."""
     path = Path(path)

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genbench.core import results as res
-from genbench.core.checkpoint_loading import load_checkpoint
+from genbench.core.checkpoint_loading import load_checkpoint, run_dir_of
 from genbench.core.settings import EvalSettings
 from genbench.evaluation.baselines import IndependentPixels
 from genbench.evaluation.evaluate import evaluate, evaluation_seed
@@ -26,17 +26,6 @@ from genbench.families.build import build_model
 
 log = logging.getLogger(__name__)
 BASELINES = ("pixels",)
-
-
-def run_dir_of(ckpt: str | Path) -> Path:
-    """<run>/checkpoints/x.ckpt -> <run>; the run folder must hold .hydra/config.yaml."""
-    ckpt = Path(ckpt).expanduser().resolve()
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {str(ckpt)!r} does not exist")
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
-        raise FileNotFoundError(f"no {run_dir / '.hydra' / 'config.yaml'} next to {ckpt}")
-    return run_dir
 
 
 def recorded_choices(run_dir: Path) -> dict:
