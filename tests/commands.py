@@ -53,8 +53,10 @@ def genbench_here(app: str, *args: str) -> subprocess.CompletedProcess:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 main()
-            except SystemExit as e:
+            except SystemExit as e:  # as the interpreter ends: sys.exit("text") prints it
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
+                if e.code is not None and not isinstance(e.code, int):
+                    print(e.code, file=sys.stderr)
             except Exception:  # what the interpreter would print, and its exit status
                 traceback.print_exc()
                 code = 1

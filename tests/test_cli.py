@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from genbench.cli import command_line_problem, resume_command
-from tests.commands import genbench
+from tests.commands import genbench, genbench_here
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def test_an_impossible_setting_fails_in_seconds_naming_the_key_and_leaves_no_fol
 
 
 def test_the_table_and_the_report_end_in_one_line(tmp_path):
-    out = cli("table", f"source={tmp_path / 'nope'}")
+    out = genbench_here("table", f"source={tmp_path / 'nope'}")
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
         f"genbench-table: error: source={str(tmp_path / 'nope')!r} does not exist"
