@@ -62,7 +62,7 @@ def genbench_here(app: str, *args: str) -> subprocess.CompletedProcess:
                 code = 1
     finally:
         sys.argv = argv
-        for h in root.handlers:
+        for h in list(root.handlers):
             if h not in handlers:
                 root.removeHandler(h)
                 h.close()
