@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from genbench.core.results import read_results
-from tests.commands import genbench, smoke
+from tests.commands import genbench, genbench_here, smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "own_model"
@@ -44,17 +44,24 @@ def user(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def test_a_users_model_is_trained_evaluated_and_reevaluated_by_the_stock_clis(user):
-    """hydra.searchpath names the user's config folder; genbench-eval needs only the package."""
+def _here(app: str, *args: str) -> subprocess.CompletedProcess:
+    out = genbench_here(app, *args)
+    assert out.returncode == 0, (args, out.stdout[-1500:], out.stderr[-3000:])
+    return out
+
+
+def test_a_users_model_is_trained_evaluated_and_reevaluated_by_the_stock_clis(user, monkeypatch):
+    """hydra.searchpath names the user's config folder; genbench-eval needs only the package
+    (importable: on sys.path here, as PYTHONPATH puts it; the commands run in this process)."""
+    monkeypatch.syspath_prepend(str(user["package"]))
     run_dir = user["root"] / "run"
-    _cli(
+    _here(
         "train",
         "model=diag_gaussian",
         "dataset=moons",
         *SMOKE,
         f"hydra.searchpath=[file://{user['conf']}]",
         f"hydra.run.dir={run_dir}",
-        pythonpath=[user["package"]],
     )
     rec = read_results(run_dir / "results.json")
     assert rec["status"] == "completed" and rec["family"] == "diag_gaussian"
@@ -65,7 +72,7 @@ def test_a_users_model_is_trained_evaluated_and_reevaluated_by_the_stock_clis(us
 
     (best,) = (run_dir / "checkpoints").glob("best_step*.ckpt")
     ev = [f"ckpt={best}", "eval=fast", "eval.num_samples=50", f"hydra.run.dir={run_dir}/ev"]
-    _cli("eval", *ev, pythonpath=[user["package"]])
+    _here("eval", *ev)
     again = read_results(run_dir / "results.json")
     assert again["metrics"]["fidelity_num_samples"] == 50 and again["eval_model_changes"] == {}
     assert again["history"][0]["metrics"] == rec["metrics"]
@@ -120,7 +127,7 @@ def test_an_image_folder_of_the_users_pngs_is_a_data_set(tmp_path):
         "dataset.feature_extractor=classifier",
     ]
     vae = ["model=vae", "model.iw_samples=16"]  # the data set is the subject, not the estimate
-    _cli("train", *vae, *data, *SMOKE, f"hydra.run.dir={run_dir}")
+    _here("train", *vae, *data, *SMOKE, f"hydra.run.dir={run_dir}")
     rec = read_results(run_dir / "results.json")
     assert rec["status"] == "completed" and rec["dataset"] == "image_folder"
     assert rec["metrics"]["fidelity_extractor"] == "classifier"
