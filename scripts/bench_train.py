@@ -335,23 +335,31 @@ def compare_line(row: dict) -> str:
     )
 
 
+def md_table(caption: str, columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A caption paragraph, then a Markdown table of `rows` (cells already formatted)."""
+    lines = [caption, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
 def compare_markdown(report: dict) -> str:
-    lines = [
+    caption = (
         f"Speed switch, `{report['command']}` ({report['date']}, {report['device']}, torch "
         f"{report['torch']}): median seconds per batch off and on, and the ratio on / off per "
-        "round (median [min, max] over rounds; below 1: faster with the switch).",
-        "",
-        "| data | family | batch | ms/batch off | ms/batch on | on / off [range] |",
-        "|---|---|---|---|---|---|",
+        "round (median [min, max] over rounds; below 1: faster with the switch)."
+    )
+    columns = ["data", "family", "batch", "ms/batch off", "ms/batch on", "on / off [range]"]
+    rows = [
+        [
+            r["dataset"],
+            r["model"],
+            str(r["batch_size"]),
+            f"{1e3 * r['s_per_batch_off']:.1f}",
+            f"{1e3 * r['s_per_batch_on']:.1f}",
+            f"{r['ratio_median']:.3f} [{r['ratio_range'][0]:.3f}, {r['ratio_range'][1]:.3f}]",
+        ]
+        for r in report["rows"]
     ]
-    for r in report["rows"]:
-        lo, hi = r["ratio_range"]
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['batch_size']} | "
-            f"{1e3 * r['s_per_batch_off']:.1f} | {1e3 * r['s_per_batch_on']:.1f} | "
-            f"{r['ratio_median']:.3f} [{lo:.3f}, {hi:.3f}] |"
-        )
-    return "\n".join(lines) + "\n"
+    return "\n".join(md_table(caption, columns, rows)) + "\n"
 
 
 def profile_line(profile: dict) -> str:
@@ -361,23 +369,27 @@ def profile_line(profile: dict) -> str:
 
 def markdown(report: dict) -> str:
     peak = report["peak"]
-    lines = [
+    caption = (
         f"Training throughput, `{report['command']}` ({report['date']}, {report['device']}, "
         f"torch {report['torch']}). Peak: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s, the best "
-        f"{peak['n']}x{peak['n']} {peak['dtype']} matmul on {peak['threads']} threads.",
-        "",
-        "| data | family | batch | GFLOP per batch | ms per batch (median [IQR]) | GFLOP/s | "
-        "of peak |",
-        "|---|---|---|---|---|---|---|",
+        f"{peak['n']}x{peak['n']} {peak['dtype']} matmul on {peak['threads']} threads."
+    )
+    columns = ["data", "family", "batch", "GFLOP per batch", "ms per batch (median [IQR])"]
+    columns += ["GFLOP/s", "of peak"]
+    rows = [
+        [
+            r["dataset"],
+            r["model"],
+            str(r["batch_size"]),
+            f"{r['flops_per_batch'] / 1e9:.3g}",
+            f"{1e3 * r['s_per_batch_median']:.1f} "
+            f"[{1e3 * r['s_per_batch_iqr'][0]:.1f}, {1e3 * r['s_per_batch_iqr'][1]:.1f}]",
+            f"{r['flops_per_s'] / 1e9:.2f}",
+            f"{100 * r['fraction_of_peak']:.1f}%",
+        ]
+        for r in report["rows"]
     ]
-    for r in report["rows"]:
-        q1, q3 = r["s_per_batch_iqr"]
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['batch_size']} | "
-            f"{r['flops_per_batch'] / 1e9:.3g} | {1e3 * r['s_per_batch_median']:.1f} "
-            f"[{1e3 * q1:.1f}, {1e3 * q3:.1f}] | {r['flops_per_s'] / 1e9:.2f} | "
-            f"{100 * r['fraction_of_peak']:.1f}% |"
-        )
+    lines = md_table(caption, columns, rows)
     profiled = [r for r in report["rows"] if "profile" in r]
     if profiled:
         lines += ["", "Where a batch's time goes (torch.profiler, self CPU time):", ""]
