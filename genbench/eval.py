@@ -46,7 +46,7 @@ def _evaluate(cfg: DictConfig) -> None:
         raise ValueError(f"{what}={cfg[what]!r} describes samples=PATH, which is not given")
     # A missing checkpoint or run folder is named before Lightning and the metrics are imported
     # (seconds on a small machine).
-    reevaluating = cfg.ckpt and not (cfg.floor or cfg.baseline or cfg.samples)
+    reevaluating = bool(cfg.ckpt) and not (cfg.floor or cfg.baseline or cfg.samples)
     run_dir = run_dir_of(cfg.ckpt) if reevaluating else None
 
     from hydra.utils import instantiate

@@ -39,7 +39,7 @@ class DDIM(Sampler):
         self.timesteps = grid[::-1]
         self._prev = {t: grid[i - 1] if i > 0 else -1 for i, t in enumerate(grid)}
 
-    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
+    def step(self, model_output: Tensor, t: int, x: Tensor, generator: Rng = None) -> Tensor:
         p, prev = self.process, self._prev[t]
         acp = p.alphas_cumprod[t]
         acp_prev = p.alphas_cumprod[prev] if prev >= 0 else torch.ones_like(acp)

@@ -32,7 +32,7 @@ class DDPM(Sampler):
             )
         self.timesteps = list(range(n - 1, -1, -1))
 
-    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
+    def step(self, model_output: Tensor, t: int, x: Tensor, generator: Rng = None) -> Tensor:
         tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
         mean, _ = self.process.q_posterior(model_output, x, tt)
         if t == 0:

@@ -43,7 +43,7 @@ class DiffusersScheduler(Sampler):
         self.scheduler.set_timesteps(num_steps)
         self.timesteps = self.scheduler.timesteps.tolist()
 
-    def step(self, model_output: Tensor, t, x: Tensor, generator: Rng = None) -> Tensor:
+    def step(self, model_output: Tensor, t: int, x: Tensor, generator: Rng = None) -> Tensor:
         if not self.timesteps:
             raise RuntimeError(f"{type(self).__name__}: call set_timesteps(num_steps) first")
         if t == self.timesteps[0]:  # a new trajectory: forget the previous one's outputs
