@@ -12,7 +12,11 @@ export HYDRA_FULL_ERROR ?= 0
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
+	@# pip byte-compiles ~16,000 files on one core; compileall does it on every core (a fresh
+	@# .venv in ~95 s instead of ~115 here). A file that does not compile (a package's Python 2
+	@# test data) is skipped, as pip skips it.
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 	touch $@
 
 install: $(BIN)/.installed

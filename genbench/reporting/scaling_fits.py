@@ -20,7 +20,8 @@ import numpy as np
 
 from genbench.core.results import FLOOR_FAMILY, budget_flops
 
-ALPHA_MAX = 3.0
+ALPHA_MIN, ALPHA_MAX = 1e-3, 3.0
+A_MIN = 1e-12
 C0 = 1e12  # compute unit of the fits (FLOPs)
 
 
@@ -35,37 +36,63 @@ class Fit:
 
 
 def fit_power_law(flops, values) -> Fit | None:
-    """Least-squares L(C) = L_inf + a (C / 1e12)^-alpha through points (C, L); None when it
-    does not converge (or fewer than 3 distinct budgets)."""
-    from scipy.optimize import curve_fit
+    """Least-squares L(C) = L_inf + a (C / 1e12)^-alpha through points (C, L); None with fewer
+    than 3 distinct budgets.
+
+    Separable least squares (variable projection, Golub & Pereyra 1973): for a given alpha the
+    model is linear in (L_inf, a), so their bounded least-squares values have a closed form and
+    the sum of squares becomes a function of alpha alone, minimised over (0, ALPHA_MAX] on a
+    grid and then by bounded Brent. No start values, none of a local solver's flat valleys."""
+    from scipy.optimize import minimize_scalar
 
     x, y = np.asarray(flops, dtype=float) / C0, np.asarray(values, dtype=float)
     if len(np.unique(x)) < 3:
         return None
-    lo = float(y.min())
+    grid = np.linspace(ALPHA_MIN, ALPHA_MAX, 301)
+    sse = _linear_part(x, y, grid)[2]
+    i = int(np.argmin(sse))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    best = minimize_scalar(
+        lambda al: float(_linear_part(x, y, np.array([al]))[2][0]),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    alpha = float(best.x) if best.fun <= sse[i] else float(grid[i])
+    l_inf, a, _ = _linear_part(x, y, np.array([alpha]))
+    return Fit(float(l_inf[0]), float(a[0]), alpha)
 
-    def f(c, l_inf, a, alpha):
-        return l_inf + a * c ** (-alpha)
 
-    best = None
-    for alpha0 in (0.1, 0.3, 1.0):  # a few starts: the objective has flat valleys
-        l0 = max(0.0, lo - 0.5 * (y.max() - lo) - 1e-6)
-        a0 = max((y.max() - l0) * x.min() ** alpha0, 1e-6)
-        try:
-            p, _ = curve_fit(
-                f,
-                x,
-                y,
-                p0=(l0, a0, alpha0),
-                bounds=([0.0, 1e-12, 1e-3], [lo, np.inf, ALPHA_MAX]),
-                maxfev=20000,
-            )
-        except (RuntimeError, ValueError):
+def _linear_part(x: np.ndarray, y: np.ndarray, alphas: np.ndarray):
+    """For each alpha: the least-squares (L_inf, a) with 0 <= L_inf <= min(y) and a >= A_MIN
+    for y ~ L_inf + a x^-alpha, and its sum of squares. A convex problem in two variables: its
+    minimum is the unconstrained one when that is feasible, else the best of the minima along
+    the four edges of the feasible box (each a clipped one-variable least squares)."""
+    z = x[None, :] ** -alphas[:, None]  # (alphas, points)
+    l_max = float(y.min())
+    zm, ym = z.mean(1), y.mean()
+    szz = ((z - zm[:, None]) ** 2).sum(1)
+    szy = ((z - zm[:, None]) * (y - ym)[None, :]).sum(1)
+    a_free = np.where(szz > 0, szy / np.where(szz > 0, szz, 1.0), A_MIN)
+    cands = [(ym - a_free * zm, a_free)]  # unconstrained
+    for l_edge in (0.0, l_max):  # L_inf at a bound: a by one-variable least squares
+        a_edge = np.maximum((z * (y - l_edge)[None, :]).sum(1) / (z * z).sum(1), A_MIN)
+        cands.append((np.full_like(a_edge, l_edge), a_edge))
+    a_min = np.full_like(zm, A_MIN)  # a at its bound: L_inf by a clipped mean
+    cands.append((np.clip(ym - A_MIN * zm, 0.0, l_max), a_min))
+    best_l, best_a, best_sse = None, None, None
+    for l_inf, a in cands:
+        feasible = (l_inf >= 0.0) & (l_inf <= l_max) & (a >= A_MIN)
+        sse = ((l_inf[:, None] + a[:, None] * z - y[None, :]) ** 2).sum(1)
+        sse = np.where(feasible, sse, np.inf)
+        if best_sse is None:
+            best_l, best_a, best_sse = l_inf, a, sse
             continue
-        sse = float(((f(x, *p) - y) ** 2).sum())
-        if best is None or sse < best[0]:
-            best = (sse, Fit(*map(float, p)))
-    return None if best is None else best[1]
+        take = sse < best_sse
+        best_l = np.where(take, l_inf, best_l)
+        best_a = np.where(take, a, best_a)
+        best_sse = np.where(take, sse, best_sse)
+    return best_l, best_a, best_sse
 
 
 def bootstrap_fits(
@@ -134,7 +161,7 @@ def summarise(
         families[fam] = {
             "fit": None if fit is None else fit.__dict__,
             "l_inf": interval([b.l_inf for b in boots], (0.0, lo)),
-            "alpha": interval([b.alpha for b in boots], (1e-3, ALPHA_MAX)),
+            "alpha": interval([b.alpha for b in boots], (ALPHA_MIN, ALPHA_MAX)),
             "fits_converged": f"{len(boots)}/{resamples}",
             "budgets": {
                 c: {
