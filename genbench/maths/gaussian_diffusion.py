@@ -29,6 +29,11 @@ PROPOSALS = ("uniform", "vlb")  # how a stochastic bound draws its steps (bound_
 def beta_schedule(name: str, num_steps: int) -> torch.Tensor:
     """(T,) float64 betas: "linear" (Ho et al., scaled to T) or "cosine" (Nichol & Dhariwal)."""
     if name == "linear":
+        if num_steps <= 20:  # its last beta, 0.02 * 1000 / T, would reach 1: x_T carries nothing
+            raise ValueError(
+                f"num_steps={num_steps} with the linear schedule (its last beta 20/T reaches 1); "
+                "valid: num_steps > 20, or schedule=cosine"
+            )
         scale = 1000 / num_steps
         return torch.linspace(scale * 1e-4, scale * 0.02, num_steps, dtype=torch.float64)
     if name == "cosine":

@@ -15,7 +15,7 @@ from genbench.maths.diffusion_parameterisations import (
     VPrediction,
     make_parameterisation,
 )
-from genbench.maths.gaussian_diffusion import GaussianDiffusion
+from genbench.maths.gaussian_diffusion import GaussianDiffusion, beta_schedule
 
 
 def _process(num_steps, schedule="linear", parameterisation=None, clip=True, variance="beta_tilde"):
@@ -53,19 +53,28 @@ def test_forward_process_matches_closed_form(schedule):
         assert torch.allclose(got_logvar.double().exp(), var.expand(1, 3), rtol=1e-4)
 
 
+def test_a_linear_schedule_too_short_for_its_betas_is_refused_in_one_line():
+    """Ho et al.'s linear betas scaled to T end at 0.02 * 1000 / T: at T <= 20 that is >= 1
+    (a step that keeps nothing of x, an infinite bound weight), below it no variance at all."""
+    for t in (5, 20):
+        with pytest.raises(ValueError, match=f"num_steps={t} with the linear schedule .*valid: "):
+            _process(t)
+    assert beta_schedule("linear", 21).max() < 1 and beta_schedule("cosine", 5).max() < 1
+
+
 def test_bound_terms_match_torch_distributions():
     torch.manual_seed(0)
-    d = _process(20)
+    d = _process(24)
     lin = torch.nn.Linear(4, 4)
 
     def model(x, t):
-        return lin(x) * (1 + t.float()[:, None] / 20)
+        return lin(x) * (1 + t.float()[:, None] / 24)
 
     k = 5
     x_data = torch.randint(0, k, (3, 4))
     x0 = x_data.float() / (k - 1) * 2 - 1
     acp = d.alphas_cumprod
-    for t in (0, 1, 7, 19):
+    for t in (0, 1, 7, 23):
         tt = torch.full((3,), t)
         torch.manual_seed(t)
         got = d.vb_term(model, x0, tt, k, x_data)
