@@ -23,7 +23,15 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 # Fidelity caches (reference statistics, first-use classifiers) outside the user's home cache.
 os.environ.setdefault("GENBENCH_CACHE", str(Path(tempfile.gettempdir()) / "genbench-test-cache"))
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers side by side, one core each: a run's hardware=cpu threads too (conf/hardware/cpu.yaml
+    # reads GENBENCH_THREADS), and the commands the tests start inherit it. Two threads in each
+    # of two workers made the suite slower than one process (docs/performance.md).
+    os.environ["GENBENCH_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+torch.set_num_threads(int(os.environ.get("GENBENCH_THREADS", min(2, os.cpu_count() or 1))))
 
 
 def compose_config(
