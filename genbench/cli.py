@@ -18,6 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genbench.config import check_config
 
+# What OmegaConf puts before the message of an error a resolver raised.
+RESOLVER_RAISED = "ValueError raised while resolving interpolation: "
 # Hydra flags after which nothing composes a job (or that pick another config).
 NO_CHECK_FLAGS = {
     "--hydra-help",
@@ -216,8 +218,8 @@ def _job_problem(app: str, overrides: list[str], parsed, loader) -> str | None:
         )
     try:
         check_config(cfg)
-    except ValueError as e:
-        return str(e)
+    except ValueError as e:  # check_config's, or a resolver's (OmegaConf adds lines naming the key)
+        return str(e).splitlines()[0].removeprefix(RESOLVER_RAISED)
     except OmegaConfBaseException:
         return None  # an interpolation only the run can resolve (${hydra:...}): left to it
     return None

@@ -9,6 +9,7 @@ key the schema does not have and a value of the wrong type, naming the key.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -247,6 +248,20 @@ def sweep_subdir(name: str, overrides: str) -> str:
     return f"{name}_{safe}"
 
 
+THREADS_ENV = "GENBENCH_THREADS"
+
+
+def env_threads(default: int) -> int:
+    """hardware=cpu's threads (`${env_threads:2}`): $GENBENCH_THREADS when set, e.g. 1 for
+    processes side by side (the test suite's workers), else `default`."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV}={value!r}; valid: an integer >= 1, or unset for {default}")
+    return int(value)
+
+
 def register() -> None:
     """Register the schemas (group schema/<group>) and resolvers; safe to call twice."""
     cs = ConfigStore.instance()
@@ -257,6 +272,8 @@ def register() -> None:
         OmegaConf.register_new_resolver("slug", slug)
     if not OmegaConf.has_resolver("sweep_subdir"):
         OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
+    if not OmegaConf.has_resolver("env_threads"):
+        OmegaConf.register_new_resolver("env_threads", env_threads)
 
 
 def model_options() -> list[str]:

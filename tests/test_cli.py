@@ -95,6 +95,16 @@ def test_a_value_no_run_can_use_is_refused_before_training(args, problem):
     assert command_line_problem("train", args) == problem
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-2"])
+def test_a_thread_count_from_the_environment_no_run_can_use_is_one_line(monkeypatch, value):
+    """hardware=cpu reads $GENBENCH_THREADS (the suite's workers set 1)."""
+    monkeypatch.setenv("GENBENCH_THREADS", value)
+    want = f"GENBENCH_THREADS='{value}'; valid: an integer >= 1, or unset for 2"
+    assert command_line_problem("train", ["hardware=cpu"]) == want
+    monkeypatch.setenv("GENBENCH_THREADS", "3")
+    assert command_line_problem("train", ["hardware=cpu"]) is None
+
+
 def test_each_job_of_a_sweep_is_checked_and_named():
     """The experiment's own sweep (model=glob(*), seed=0,1,2) is composed value by value."""
     found = command_line_problem(
