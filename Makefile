@@ -22,8 +22,9 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # One pytest-xdist worker a core (at most 4), one torch thread each (tests/conftest.py), a test
-# file to a worker (its module fixtures stay shared): 7.6 min instead of 10.7 on this 2-core
-# machine (docs/performance.md). TEST_WORKERS=0 runs them in this process.
+# file to a worker (its module fixtures stay shared): from a fresh clone on this 2-core machine
+# the tests took 6.0-6.4 min against 10.7 in one process (docs/performance.md). TEST_WORKERS=0
+# runs them in this process.
 TEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --durations=15

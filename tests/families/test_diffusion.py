@@ -147,7 +147,7 @@ def test_run_end_to_end_evaluates_the_best_checkpoint(fast_cfg, model):
     assert record["evaluated_checkpoint"].startswith("best_step")
     # The evaluated weights' bound recomputed by hand with other draws of x_t (5.50 here,
     # recomputed 5.46 to 5.52; 5% is 0.27): an extra 1/ln 2, nats, or other weights are far
-    # outside. (20 steps do not beat uniform noise yet: test_digits_trains_beats_uniform...)
+    # outside. (20 training steps do not beat uniform noise: test_digits_trains_beats_uniform...)
     assert m["nll_kind"] == "bound"
     assert abs(m["nll_bpd"] - recomputed_test_bpd(record, cfg.paths.output_dir)) < 0.1
     want = 24 if model == "diffusion/ddpm" else cfg.model.sampling_steps
