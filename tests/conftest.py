@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from genbench.config import register
+from genbench.config import THREADS_ENV, env_threads, register
 from tests.commands import smoke
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -27,11 +27,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Workers side by side, one core each: a run's hardware=cpu threads too (conf/hardware/cpu.yaml
     # reads GENBENCH_THREADS), and the commands the tests start inherit it. Two threads in each
     # of two workers made the suite slower than one process (docs/performance.md).
-    os.environ["GENBENCH_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ[THREADS_ENV] = os.environ["OMP_NUM_THREADS"] = "1"
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-torch.set_num_threads(int(os.environ.get("GENBENCH_THREADS", min(2, os.cpu_count() or 1))))
+torch.set_num_threads(env_threads(min(2, os.cpu_count() or 1)))
 
 
 def compose_config(
