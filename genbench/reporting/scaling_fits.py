@@ -37,7 +37,7 @@ class Fit:
 
 def fit_power_law(flops, values) -> Fit | None:
     """Least-squares L(C) = L_inf + a (C / 1e12)^-alpha through points (C, L); None with fewer
-    than 3 distinct budgets.
+    than 3 distinct budgets, or with a value below 0 (L_inf in [0, min(L)] has no room).
 
     Separable least squares (variable projection, Golub & Pereyra 1973): for a given alpha the
     model is linear in (L_inf, a), so their bounded least-squares values have a closed form and
@@ -46,7 +46,7 @@ def fit_power_law(flops, values) -> Fit | None:
     from scipy.optimize import minimize_scalar
 
     x, y = np.asarray(flops, dtype=float) / C0, np.asarray(values, dtype=float)
-    if len(np.unique(x)) < 3:
+    if len(np.unique(x)) < 3 or y.min() < 0:
         return None
     grid = np.linspace(ALPHA_MIN, ALPHA_MAX, 301)
     sse = _linear_part(x, y, grid)[2]
@@ -80,15 +80,11 @@ def _linear_part(x: np.ndarray, y: np.ndarray, alphas: np.ndarray):
         cands.append((np.full_like(a_edge, l_edge), a_edge))
     a_min = np.full_like(zm, A_MIN)  # a at its bound: L_inf by a clipped mean
     cands.append((np.clip(ym - A_MIN * zm, 0.0, l_max), a_min))
-    best_l, best_a, best_sse = None, None, None
+    best_l, best_a, best_sse = np.zeros_like(zm), np.zeros_like(zm), np.full_like(zm, np.inf)
     for l_inf, a in cands:
         feasible = (l_inf >= 0.0) & (l_inf <= l_max) & (a >= A_MIN)
         sse = ((l_inf[:, None] + a[:, None] * z - y[None, :]) ** 2).sum(1)
-        sse = np.where(feasible, sse, np.inf)
-        if best_sse is None:
-            best_l, best_a, best_sse = l_inf, a, sse
-            continue
-        take = sse < best_sse
+        take = feasible & (sse < best_sse)
         best_l = np.where(take, l_inf, best_l)
         best_a = np.where(take, a, best_a)
         best_sse = np.where(take, sse, best_sse)

@@ -73,6 +73,7 @@ def test_the_fit_is_the_bounded_least_squares_optimum_an_iterative_solver_finds(
 
 def test_too_few_budgets_give_no_fit_and_a_crossing_is_located():
     assert fit_power_law([1e11, 1e12, 1e11, 1e12], [2.0, 1.5, 2.1, 1.4]) is None
+    assert fit_power_law(BUDGETS, law(BUDGETS, l_inf=0.0) - 0.5) is None  # no room for L_inf >= 0
     fast = fit_power_law(BUDGETS, law(BUDGETS, l_inf=1.5, alpha=0.2))  # better early
     slow = fit_power_law(BUDGETS, law(BUDGETS, l_inf=1.0, a=1.5, alpha=0.6))  # better late
     c = crossing([fast] * 10, [slow] * 10, 1e11, 1e13)
